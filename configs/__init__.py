@@ -1,0 +1,1 @@
+"""Experiment configs: `get_config(arg)` per stage, variants chosen by the arg string."""

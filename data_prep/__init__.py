@@ -1,0 +1,1 @@
+"""Raw footage and the built-in synthetic set to TFDS ArrayRecord shards."""

@@ -1,0 +1,1 @@
+"""The one audio front end (resampling, log-mel) used by data prep, training and inference."""

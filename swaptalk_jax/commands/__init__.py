@@ -1,0 +1,1 @@
+"""Subcommands of the `swaptalk` console script; each module has `main(argv)`."""

@@ -1,0 +1,1 @@
+"""The shared training core: mesh and sharding, train state, the jitted step, checkpoints, metrics, the loop."""

@@ -1,0 +1,1 @@
+"""Record format, TFDS builders and grain input pipelines."""

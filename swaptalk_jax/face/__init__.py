@@ -1,0 +1,1 @@
+"""Face detection, landmarks, alignment crop and paste-back: shared by data prep and generate."""

@@ -1,0 +1,1 @@
+"""Evaluation metrics (FID, SSIM, CPBD, LMD, LSE-C/D, ID retrieval, consistency)."""
