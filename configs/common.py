@@ -1,0 +1,45 @@
+"""Fields every stage's config shares: seed, mesh, training loop, optimizers, checkpointing.
+
+Stage configs (`configs/<stage>.py`) start from `base_config()` and add `stage`, `model`, `data`,
+`optim.<group>` and loss weights. Variants are chosen by the arg string: `configs/vqgan.py:tiny`.
+"""
+import ml_collections
+
+
+def optimizer_config(learning_rate: float = 1e-4, b1: float = 0.9, b2: float = 0.999,
+                     weight_decay: float = 0.0, warmup_steps: int = 0, schedule: str = "cosine",
+                     clip_norm: float = 1.0, optimizer: str = "adamw") -> ml_collections.ConfigDict:
+  """One parameter group's optimizer: AdamW/Adam with warmup + cosine/constant and global-norm clip."""
+  return ml_collections.ConfigDict(dict(
+      optimizer=optimizer, learning_rate=learning_rate, b1=b1, b2=b2, eps=1e-8,
+      weight_decay=weight_decay, warmup_steps=warmup_steps, schedule=schedule,
+      end_learning_rate_factor=0.0, clip_norm=clip_norm))
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.stage = ""                      # registry key in swaptalk_jax/trainers/registry.py
+  c.seed = 0
+
+  # Device mesh: axis name -> size; one -1 takes the remaining devices.
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
+  # Parameters whose every dimension is smaller than this stay replicated under fsdp.
+  c.fsdp_min_size = 2 ** 14
+
+  c.train = ml_collections.ConfigDict(dict(
+      num_steps=1000,
+      grad_accum_steps=1,           # micro-batches per step; the global batch is split evenly
+      compute_dtype="float32",      # 'float32' | 'bfloat16' (params and optimizer state stay f32)
+      log_every=50,
+      eval_every=500,
+      eval_batches=4,
+      summary_every=500,            # image summaries
+      checkpoint_every=500,
+      keep_checkpoints=3,
+      async_checkpointing=True,
+      ema_decay=0.999,
+  ))
+  c.optim = ml_collections.ConfigDict()   # group name -> optimizer_config(...)
+  c.model = ml_collections.ConfigDict()
+  c.data = ml_collections.ConfigDict()
+  return c
