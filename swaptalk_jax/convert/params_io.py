@@ -1,0 +1,127 @@
+"""The one params-file format of the project: a flat dict of arrays in safetensors + a metadata header.
+
+Keys are '/'-joined paths of the nested Flax params dict ('layer1_0/conv1/kernel'); the header names
+the network ('arcface', 'lpips', 'inception', 'syncnet', ...) and its variant ('r50', 'vgg16', ...),
+so a config pointing at the wrong file fails at start-up instead of computing a wrong loss or metric.
+"""
+import os
+from typing import Any, Mapping
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+FORMAT_VERSION = "1"
+SEPARATOR = "/"
+
+# Where users get the original checkpoint of each network (no machine here can download them).
+SOURCES = {
+    "arcface": (
+        "an ArcFace IResNet checkpoint: insightface's arcface_torch release (backbone.pth of ms1mv3/"
+        "glint360k r50/r100) or an insightface model pack's recognition .onnx (e.g. buffalo_l/w600k_r50"
+        ".onnx); convert it with `swaptalk convert arcface SRC DST --variant r50`"),
+    "lpips": (
+        "torchvision's ImageNet VGG16 state dict (vgg16-397923af.pth) plus the LPIPS v0.1 linear heads "
+        "(lpips/weights/v0.1/vgg.pth in the `lpips` pip package); convert them with `swaptalk convert "
+        "lpips VGG16.pth DST --heads .../lpips/weights/v0.1/vgg.pth`"),
+    "inception": (
+        "the FID InceptionV3 weights of pytorch-fid (pt_inception-2015-12-05-6726825d.pth); convert "
+        "them with `swaptalk convert inception SRC DST`"),
+    "syncnet": (
+        "syncnet_python's pretrained syncnet_v2.model; convert it with `swaptalk convert syncnet SRC "
+        "DST`"),
+}
+
+
+class PretrainedFileError(ValueError):
+  """A params file is missing, unreadable, or holds another network/variant than the config expects."""
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+  """Nested dict of arrays -> {'a/b/c': np.ndarray} (f32 arrays stay f32)."""
+  flat = {}
+  for key, value in params.items():
+    if SEPARATOR in key:
+      raise ValueError(f"parameter name {key!r} contains the separator {SEPARATOR!r}")
+    path = f"{prefix}{SEPARATOR}{key}" if prefix else key
+    if isinstance(value, Mapping):
+      flat.update(flatten_params(value, path))
+    else:
+      flat[path] = np.asarray(value)
+  return flat
+
+
+def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+  """{'a/b/c': array} -> nested dict."""
+  nested: dict[str, Any] = {}
+  for path, value in flat.items():
+    node = nested
+    *parents, leaf = path.split(SEPARATOR)
+    for name in parents:
+      node = node.setdefault(name, {})
+    node[leaf] = value
+  return nested
+
+
+def save_params(path: str, params: Mapping[str, Any], *, network: str, variant: str,
+                extra_metadata: Mapping[str, str] | None = None) -> None:
+  """Writes a nested params dict (np/jax arrays) and its header to `path` (.safetensors)."""
+  flat = {k: np.ascontiguousarray(v) for k, v in flatten_params(params).items()}
+  metadata = {"format_version": FORMAT_VERSION, "network": network, "variant": variant}
+  metadata.update({k: str(v) for k, v in (extra_metadata or {}).items()})
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  save_file(flat, path, metadata=metadata)
+
+
+def read_metadata(path: str) -> dict[str, str]:
+  """The header of a params file (network, variant, format_version, ...)."""
+  _check_exists(path)
+  with safe_open(path, framework="np") as f:
+    return dict(f.metadata() or {})
+
+
+def load_params(path: str) -> tuple[dict[str, Any], dict[str, str]]:
+  """Reads a params file -> (nested dict of np arrays, metadata)."""
+  _check_exists(path)
+  try:
+    with safe_open(path, framework="np") as f:
+      flat = {key: f.get_tensor(key) for key in f.keys()}
+      metadata = dict(f.metadata() or {})
+  except Exception as e:  # safetensors raises its own error types for corrupt headers
+    raise PretrainedFileError(f"{path}: not a readable safetensors params file ({e})") from e
+  return unflatten_params(flat), metadata
+
+
+def load_pretrained(kind: str, path: str, expected_variant: str | None = None
+                    ) -> tuple[dict[str, Any], dict[str, str]]:
+  """Loads a converted params file, failing clearly if it is missing or holds another network.
+
+  `kind` is the network ('arcface', 'lpips', 'inception', 'syncnet'); `expected_variant` (e.g. 'r50')
+  is checked against the file's header when given. Errors name the file, the network and where users
+  get the original checkpoint.
+  """
+  where = SOURCES.get(kind, "the original checkpoint of this network")
+  if not path:
+    raise PretrainedFileError(
+        f"no {kind} params file configured; expected a file written by `swaptalk convert {kind}` "
+        f"from {where}")
+  if not os.path.isfile(path):
+    raise PretrainedFileError(
+        f"{kind} params file {path!r} does not exist; create it with `swaptalk convert {kind}` "
+        f"from {where}")
+  params, metadata = load_params(path)
+  network = metadata.get("network")
+  if network != kind:
+    raise PretrainedFileError(
+        f"{path!r} holds network {network!r}, expected {kind!r}; convert {where}")
+  variant = metadata.get("variant")
+  if expected_variant is not None and variant != expected_variant:
+    raise PretrainedFileError(
+        f"{path!r} holds {kind} variant {variant!r}, but the config expects {expected_variant!r}; "
+        f"convert the matching checkpoint ({where})")
+  return params, metadata
+
+
+def _check_exists(path: str) -> None:
+  if not os.path.isfile(path):
+    raise PretrainedFileError(f"params file {path!r} does not exist")
