@@ -1,0 +1,87 @@
+"""Stage 0: the half-split VQGAN. Variants: `configs/vqgan.py:f16` (paper default, 256 px, 16x16
+tokens), `:f8` (the 8x ablation, 32x32 tokens), `:tiny` (64 px, CPU, a step well under a second).
+
+LPIPS and the ArcFace identity loss need user-supplied weights (`swaptalk convert`); a weight > 0
+with no file set is an error at start-up. `tiny` switches both OFF explicitly (weights 0).
+"""
+import ml_collections
+
+from configs.common import base_config, optimizer_config
+
+VARIANTS = ("f16", "f8", "tiny")
+
+
+def model_config(variant: str) -> ml_collections.ConfigDict:
+  """Encoder/decoder/codebook sizes (fields of `swaptalk_jax.models.vqgan.HalfSplitVQGAN`)."""
+  if variant == "f16":
+    arch = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256)
+  elif variant == "f8":
+    arch = dict(ch=128, ch_mult=(1, 2, 2, 4), num_res_blocks=2, z_channels=256)
+  else:
+    arch = dict(ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=1, z_channels=64)
+  tiny = variant == "tiny"
+  return ml_collections.ConfigDict(dict(
+      arch,
+      embed_dim=64 if tiny else 256,
+      num_codes=256 if tiny else 1024,   # per codebook (upper C^U and lower C^B each)
+      l2_normalize_codes=False,          # True: cosine lookup on unit-norm codes (ViT-VQGAN)
+      num_groups=16 if tiny else 32,
+  ))
+
+
+def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
+  variant = arg or "f16"
+  if variant not in VARIANTS:
+    raise ValueError(f"configs/vqgan.py: unknown variant {variant!r}; choose one of {VARIANTS}")
+  tiny = variant == "tiny"
+  c = base_config()
+  c.stage = "vqgan"
+  c.variant = variant
+  c.model = model_config(variant)
+  c.discriminator = ml_collections.ConfigDict(dict(
+      base_features=16 if tiny else 64, num_layers=2 if tiny else 3, num_groups=16 if tiny else 32))
+
+  c.loss = ml_collections.ConfigDict(dict(
+      l1_weight=1.0,
+      lpips_weight=0.0 if tiny else 1.0,      # tiny: OFF (no VGG16/LPIPS weights configured)
+      identity_weight=0.0 if tiny else 0.1,   # tiny: OFF (no ArcFace weights configured)
+      codebook_weight=1.0,
+      commitment_beta=0.25,
+      # Dead-code fix: per-token minus batch assignment entropy (losses/vq.py `entropy_loss`).
+      entropy_weight=0.01,
+      entropy_temperature=0.01,
+      gan_weight=0.8,                          # times the adaptive weight (taming's disc_weight)
+      adaptive_weight_max=1e4,
+      disc_start=200 if tiny else 30001,       # step at which D trains and the G GAN term starts
+  ))
+  # Frozen pretrained networks, converted with `swaptalk convert {lpips,arcface} SRC DST`.
+  c.pretrained = ml_collections.ConfigDict(dict(
+      lpips_path=ml_collections.FieldReference(None, field_type=str),
+      arcface_path=ml_collections.FieldReference(None, field_type=str),
+      arcface_variant="r50",
+  ))
+
+  c.data = ml_collections.ConfigDict(dict(
+      sources=[dict(name="synthetic", data_dir="", weight=1.0)],
+      image_size=64 if tiny else 256,
+      batch_size=8 if tiny else 32,            # global
+      shuffle_seed=0,
+      num_epochs=ml_collections.FieldReference(None, field_type=int),
+      worker_count=0,
+      prefetch_buffer=2,
+      horizontal_flip=True,
+  ))
+
+  c.optim.generator = optimizer_config(learning_rate=2e-4 if tiny else 1e-4, b1=0.5, b2=0.9,
+                                       warmup_steps=20 if tiny else 1000, schedule="constant")
+  c.optim.discriminator = optimizer_config(learning_rate=2e-4 if tiny else 1e-4, b1=0.5, b2=0.9,
+                                           warmup_steps=0, schedule="constant")
+  c.train.num_steps = 400 if tiny else 400_000
+  c.train.ema_decay = 0.99 if tiny else 0.999
+  if tiny:
+    c.train.update(log_every=10, eval_every=100, summary_every=100, checkpoint_every=100,
+                   eval_batches=2)
+  else:
+    c.train.compute_dtype = "bfloat16"
+    c.train.update(log_every=100, eval_every=5000, summary_every=2000, checkpoint_every=5000)
+  return c
