@@ -1,0 +1,135 @@
+"""Opening a prepared dataset for reading: its clip table, extras and checked batched record reads.
+
+`open_split(dataset_dir, split)` gives a `SplitReader` whose `read(indices)` does one batched
+ArrayRecord read and turns every failure (damaged shard, undecodable record, unknown
+format_version) into a `RecordError` naming the shard file and record. No TensorFlow needed.
+"""
+import bisect
+import dataclasses
+import functools
+import json
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from swaptalk_jax.data import records
+from swaptalk_jax.data.records import ExtraSpec, RecordError
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipEntry:
+  """One row of the clip table: a clip's records are [first_record, first_record + num_chunks)."""
+  clip_id: str
+  identity: str
+  first_record: int
+  num_chunks: int
+  num_frames: int
+  chunk_frames: tuple[int, ...]
+  extras: dict
+
+  def chunk_of_frame(self, frame: int) -> tuple[int, int]:
+    """Clip frame -> (record index, frame index within that chunk)."""
+    start = 0
+    for k, n in enumerate(self.chunk_frames):
+      if frame < start + n:
+        return self.first_record + k, frame - start
+      start += n
+    raise IndexError(f"clip {self.clip_id}: frame {frame} >= {self.num_frames}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetMeta:
+  """The dataset-level facts read from `metadata.json` beside the shards."""
+  path: pathlib.Path
+  format_version: int
+  extras: dict[str, ExtraSpec]
+  clip_tables: dict[str, tuple[ClipEntry, ...]]
+
+
+def load_meta(dataset_dir: str | pathlib.Path) -> DatasetMeta:
+  """Reads and checks `dataset_dir/metadata.json`; clear errors when it is missing or too new."""
+  path = pathlib.Path(dataset_dir) / "metadata.json"
+  if not path.exists():
+    raise FileNotFoundError(f"{path}: no clip table; is {dataset_dir} a dataset written by "
+                            "`swaptalk prepare` (a <data_dir>/<name>/<version> folder)?")
+  with path.open() as f:
+    meta = json.load(f)
+  version = meta.get("format_version")
+  if version not in records.SUPPORTED_FORMAT_VERSIONS:
+    raise RecordError(f"{path}: dataset format_version {version} is not supported by this reader "
+                      f"(supported: {records.SUPPORTED_FORMAT_VERSIONS})")
+  tables = {
+      split: tuple(ClipEntry(clip_id=c["clip_id"], identity=c["identity"],
+                             first_record=c["first_record"], num_chunks=c["num_chunks"],
+                             num_frames=c["num_frames"], chunk_frames=tuple(c["chunk_frames"]),
+                             extras=c.get("extras", {})) for c in rows)
+      for split, rows in meta["clip_table"].items()}
+  extras = {k: ExtraSpec.from_json(v) for k, v in meta.get("extras", {}).items()}
+  return DatasetMeta(path=path.parent, format_version=version, extras=extras, clip_tables=tables)
+
+
+@functools.lru_cache(maxsize=32)
+def cached_meta(dataset_dir: str) -> DatasetMeta:
+  return load_meta(dataset_dir)
+
+
+class SplitReader:
+  """Random access to one split's records. Picklable: the data source opens lazily per process."""
+
+  def __init__(self, dataset_dir: str | pathlib.Path, split: str):
+    self.dataset_dir, self.split = str(dataset_dir), split
+    self.meta = cached_meta(self.dataset_dir)
+    if split not in self.meta.clip_tables:
+      raise KeyError(f"{self.dataset_dir}: no split {split!r} (has {sorted(self.meta.clip_tables)})")
+    self.clips = self.meta.clip_tables[split]
+    self._source = None
+
+  def __getstate__(self):
+    return dict(dataset_dir=self.dataset_dir, split=self.split)
+
+  def __setstate__(self, state):
+    self.__init__(state["dataset_dir"], state["split"])
+
+  def _open(self):
+    if self._source is None:
+      try:
+        builder = tfds.builder_from_directory(self.dataset_dir)
+        self._source = builder.as_data_source(split=self.split)
+        info = builder.info.splits[self.split]
+        self._files = [str(f) for f in info.filepaths]
+        self._ends = list(np.cumsum(info.shard_lengths))
+      except Exception as e:
+        raise RecordError(f"{self.dataset_dir}: cannot open split {self.split!r}: {e}") from e
+    return self._source
+
+  def __len__(self) -> int:
+    return sum(c.num_chunks for c in self.clips)
+
+  def where(self, index: int) -> str:
+    """'<shard file> record <i> (<split> record <index>)' for error messages."""
+    self._open()
+    shard = bisect.bisect_right(self._ends, index)
+    if shard >= len(self._files):
+      return f"{self.dataset_dir} {self.split} record {index} (past the end)"
+    local = index - (self._ends[shard - 1] if shard else 0)
+    return f"{self._files[shard]} record {local} ({self.split} record {index})"
+
+  def read(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+    """Records at split-global `indices`, in that order, in one batched read; format checked."""
+    source = self._open()
+    indices = [int(i) for i in indices]
+    try:
+      out = source.__getitems__(indices)
+    except Exception as batch_error:  # find the culprit so the message names one file and record
+      for i in indices:
+        try:
+          source[i]
+        except Exception as e:
+          raise RecordError(f"{self.where(i)}: unreadable record: {e}") from e
+      raise RecordError(f"{self.dataset_dir} {self.split} records {indices}: {batch_error}") \
+          from batch_error
+    for i, rec in zip(indices, out):
+      records.check_format_version(rec, self.where(i))
+    return out
