@@ -1,0 +1,89 @@
+"""pytorch-fid's `pt_inception-2015-12-05-*.pth` -> our FIDInceptionV3 params file, and its loader.
+
+The Flax module mirrors the torch names, so the mapping is per leaf: conv `weight` OIHW -> `kernel`
+HWIO; BatchNorm `weight`/`bias` -> params `scale`/`bias`, `running_mean`/`running_var` ->
+batch_stats `mean`/`var`. The 1008-way `fc` classifier is not needed for pool3 features and is
+dropped. Every other key must map onto the model exactly (no missing, extra or mis-shaped arrays).
+"""
+from typing import Any, Mapping
+
+import numpy as np
+
+from swaptalk_jax.convert import common, params_io
+from swaptalk_jax.models import inception
+
+NETWORK = "inception"
+VARIANT = "pt_inception-2015-12-05"
+_BN_LEAVES = {"weight": ("params", "scale"), "bias": ("params", "bias"),
+              "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
+
+
+def _set(tree: dict, path, value) -> None:
+  *parents, leaf = path
+  for name in parents:
+    tree = tree.setdefault(name, {})
+  if leaf in tree:
+    raise ValueError(f"two checkpoint entries map onto {'/'.join(path)}")
+  tree[leaf] = value
+
+
+def check_variables_match(variables: Mapping[str, Any], expected: Any, source: str) -> None:
+  """Raises naming missing, unexpected and mis-shaped arrays of `variables` against `expected`."""
+  got = params_io.flatten_params(variables)
+  want = {p: tuple(leaf.shape) for p, leaf in _flat_shapes(expected).items()}
+  missing = sorted(set(want) - set(got))
+  unexpected = sorted(set(got) - set(want))
+  mismatched = [f"{p}: {got[p].shape} vs expected {want[p]}" for p in sorted(set(got) & set(want))
+                if tuple(got[p].shape) != want[p]]
+  problems = []
+  for label, items in (("missing", missing), ("unexpected", unexpected),
+                       ("wrong shape", mismatched)):
+    if items:
+      problems.append(f"{label} ({len(items)}): {items[:4]}{' ...' if len(items) > 4 else ''}")
+  if problems:
+    raise params_io.PretrainedFileError(f"{source}: does not match the model; " + "; ".join(problems))
+
+
+def _flat_shapes(tree: Mapping[str, Any], prefix: str = "") -> dict:
+  flat = {}
+  for key, value in tree.items():
+    path = f"{prefix}{params_io.SEPARATOR}{key}" if prefix else key
+    flat.update(_flat_shapes(value, path) if isinstance(value, Mapping) else {path: value})
+  return flat
+
+
+def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "state dict") -> dict:
+  """pytorch-fid FID Inception state dict -> {'params', 'batch_stats'} nested numpy dicts."""
+  common.require_keys(state, ["Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.bn.running_var"],
+                      source, "pytorch-fid FID InceptionV3")
+  variables: dict = {}
+  for key, value in state.items():
+    *modules, leaf = key.split(".")
+    if modules[:1] == ["fc"] or leaf == "num_batches_tracked":
+      continue
+    value = np.asarray(value, np.float32)
+    if modules[-1:] == ["conv"] and leaf == "weight":
+      _set(variables, ("params", *modules, "kernel"), common.conv_kernel_from_torch(value))
+    elif modules[-1:] == ["bn"] and leaf in _BN_LEAVES:
+      collection, name = _BN_LEAVES[leaf]
+      _set(variables, (collection, *modules, name), value)
+    else:
+      raise params_io.PretrainedFileError(f"{source}: unexpected entry {key!r} {value.shape}")
+  check_variables_match(variables, inception.abstract_variables(), source)
+  return variables
+
+
+def convert(src: str, dst: str, **unused_kwargs) -> dict:
+  """Reads pytorch-fid's .pth (no torch needed) and writes the params file; returns the variables."""
+  state = common.read_torch_state_dict(src)
+  variables = variables_from_state_dict(state, src)
+  params_io.save_params(dst, variables, network=NETWORK, variant=VARIANT,
+                        extra_metadata={"source": src})
+  return variables
+
+
+def load_variables(path: str) -> dict:
+  """A converted file -> variables for `FIDInceptionV3().apply`; clear errors if missing/mismatched."""
+  variables, _ = params_io.load_pretrained(NETWORK, path, expected_variant=VARIANT)
+  check_variables_match(variables, inception.abstract_variables(), path)
+  return variables
