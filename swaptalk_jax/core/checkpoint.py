@@ -1,0 +1,96 @@
+"""One checkpoint path for every stage: Orbax manager saving the train state, the data-iterator
+state and the config together in one step directory, asynchronously, with a retention policy.
+
+Restores always go through an abstract state that carries the *target* shardings, so a run saved on
+8 devices resumes on 1 or 4. Orbax finalises a step directory atomically (written under a temporary
+name, renamed when complete), so a save interrupted by a crash is never restored.
+Compatibility (stage, model config, parameter shapes) is checked from metadata before any compile.
+"""
+import json
+import logging
+import os
+from typing import Any, Optional
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+_ITEMS = ("state", "data", "config")
+# Config sections that must match for a checkpoint to be resumed by a run.
+_IDENTITY_KEYS = ("stage", "model")
+
+
+class CheckpointMismatchError(ValueError):
+  """A workdir or checkpoint that this run cannot resume."""
+
+
+def make_manager(workdir: str, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=ocp.checkpoint_managers.preservation_policy.LatestN(keep),
+      enable_async_checkpointing=async_save,
+      cleanup_tmp_directories=True,
+      create=True)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                               options=options, item_names=_ITEMS)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, data_iterator: Any,
+         config: ml_collections.ConfigDict, force: bool = False) -> bool:
+  items = dict(state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config.to_dict()))
+  if data_iterator is not None:
+    items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+  return manager.save(step, args=ocp.args.Composite(**items), force=force)
+
+
+def _saved_config(manager: ocp.CheckpointManager, step: int) -> dict:
+  path = os.path.join(manager.directory, str(step), "config", "metadata")
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise CheckpointMismatchError(f"checkpoint {manager.directory}/{step} has no readable config "
+                                  f"({path}): {e}") from None
+
+
+def check_compatible(manager: ocp.CheckpointManager, step: int, config: ml_collections.ConfigDict,
+                     abstract_state: Any) -> None:
+  """Raises CheckpointMismatchError (one line) if the checkpoint at `step` is not this run's kind."""
+  saved = _saved_config(manager, step)
+  current = json.loads(config.to_json())
+  for key in _IDENTITY_KEYS:
+    if saved.get(key) != current.get(key):
+      raise CheckpointMismatchError(
+          f"workdir {os.path.dirname(manager.directory)} holds checkpoints of another config: "
+          f"config.{key} differs (saved {json.dumps(saved.get(key), sort_keys=True)[:200]} vs "
+          f"this run {json.dumps(current.get(key), sort_keys=True)[:200]}); use another --workdir")
+  metadata = manager.item_metadata(step)["state"]
+  saved_tree = getattr(metadata, "tree", metadata)
+  saved_shapes = {jax.tree_util.keystr(p): tuple(m.shape) for p, m in
+                  jax.tree_util.tree_flatten_with_path(saved_tree)[0] if hasattr(m, "shape")}
+  wanted = {jax.tree_util.keystr(p): tuple(np.shape(x)) for p, x in
+            jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+  missing = sorted(set(wanted) - set(saved_shapes))
+  extra = sorted(set(saved_shapes) - set(wanted))
+  if missing or extra:
+    raise CheckpointMismatchError(
+        f"checkpoint {manager.directory}/{step} is from an incompatible model: "
+        f"{len(missing)} params missing (e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})")
+  for key, shape in wanted.items():
+    if saved_shapes[key] != shape:
+      raise CheckpointMismatchError(
+          f"checkpoint {manager.directory}/{step} is from an incompatible model: {key} has shape "
+          f"{saved_shapes[key]} in the checkpoint, {shape} in this model")
+
+
+def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any,
+            data_iterator: Optional[Any]) -> tuple[Any, Any]:
+  """Restores (state, data_iterator) at `step`; `abstract_state` leaves are ShapeDtypeStructs with
+  the target shardings."""
+  items = dict(state=ocp.args.StandardRestore(abstract_state))
+  if data_iterator is not None:
+    items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+  restored = manager.restore(step, args=ocp.args.Composite(**items))
+  logging.info("restored checkpoint step %d from %s", step, manager.directory)
+  return restored["state"], (restored["data"] if data_iterator is not None else None)

@@ -1,0 +1,110 @@
+"""The training loop every stage runs: restore or init, step, log, evaluate, checkpoint, and stop
+cleanly on SIGTERM (a final checkpoint, then exit) so a preempted run resumes where it was."""
+import logging
+import signal
+import time
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+from clu import periodic_actions
+
+from swaptalk_jax.core import checkpoint, metrics, sharding
+from swaptalk_jax.core.trainer import Trainer, build_trainer, global_batch
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop checks between steps."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    logging.warning("SIGTERM received: checkpointing and exiting after this step")
+    self.requested = True
+
+  def __exit__(self, *exc):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def _agreed(flag: bool) -> bool:
+  """True on every process if any process saw the flag (saves are collective)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+  return bool(np.any(multihost_utils.process_allgather(np.array([flag]))))
+
+
+def evaluate(trainer: Trainer, state, writer, step: int) -> dict:
+  """Averages Task.eval_metrics over config.train.eval_batches eval batches; writes 'eval/*'."""
+  averager = metrics.Averager()
+  params = trainer.eval_params(state)
+  rng = jax.random.PRNGKey(trainer.config.seed + 1)
+  batch = None
+  eval_iter = trainer.make_eval_iter()
+  for i, local in zip(range(trainer.config.train.eval_batches), eval_iter):
+    batch = global_batch(local, trainer.batch_sharding)
+    averager.update(trainer.eval_fn(params, batch, jax.random.fold_in(rng, i)))
+  scores = averager.compute_and_reset()
+  writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
+  if batch is not None:
+    images = trainer.summary_fn(params, batch)
+    writer.write_images(step, {f"eval/{k}": metrics.to_image_grid(v) for k, v in images.items()})
+  return scores
+
+
+def run(trainer: Trainer, stop_after: Optional[int] = None):
+  """Trains to config.train.num_steps (or `stop_after` more steps); returns the final state."""
+  config = trainer.config
+  tc = config.train
+  writer = metrics.make_writer(trainer.workdir)
+  with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES), \
+      _Preemption() as preemption:
+    state = trainer.restore_or_init()
+    step = int(state.step)
+    if step == 0:
+      writer.write_hparams({k: v for k, v in config.train.items()})
+    end = tc.num_steps if stop_after is None else min(tc.num_steps, step + stop_after)
+    report = periodic_actions.ReportProgress(num_train_steps=tc.num_steps, writer=writer,
+                                             every_steps=tc.log_every)
+    averager = metrics.Averager()
+    global_batch_size = trainer.batch_spec[next(iter(trainer.batch_spec))].shape[0]
+    last_log = (time.perf_counter(), step)
+    logging.info("training %s from step %d to %d in %s", config.stage, step, end, trainer.workdir)
+    while step < end:
+      local = next(trainer.train_iter)
+      state, step_metrics = trainer.step_fn(state, global_batch(local, trainer.batch_sharding))
+      step += 1
+      averager.update(step_metrics)
+      report(step)
+      if step % tc.log_every == 0 or step == end:
+        scalars = averager.compute_and_reset()
+        now = time.perf_counter()
+        scalars["examples_per_sec"] = global_batch_size * (step - last_log[1]) / (now - last_log[0])
+        scalars["nonfinite_steps_total"] = int(state.nonfinite_steps)
+        last_log = (now, step)
+        writer.write_scalars(step, scalars)
+      if tc.eval_every and (step % tc.eval_every == 0 or step == tc.num_steps):
+        evaluate(trainer, state, writer, step)
+      preempted = _agreed(preemption.requested)
+      stop = preempted or step == end
+      if step % tc.checkpoint_every == 0 or stop:
+        checkpoint.save(trainer.manager, step, state, trainer.train_iter, config, force=stop)
+      if preempted:
+        logging.warning("stopping at step %d after SIGTERM", step)
+        break
+    trainer.manager.wait_until_finished()
+    writer.flush()
+  return state
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+  """Entry point of `swaptalk train`."""
+  return run(build_trainer(config, workdir))

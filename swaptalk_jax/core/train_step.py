@@ -1,0 +1,100 @@
+"""The one jitted train step shared by every stage.
+
+Inside the step: micro-batch gradient accumulation (lax.scan), each group's loss and gradient in the
+Task's order (with a carry from one group's loss to the next), a non-finite guard that skips the
+whole update and counts it, per-group optimizer updates gated by `Task.is_active`, and EMA.
+Compute dtype (bf16) is the models' business; params, gradients and optimizer state stay f32.
+"""
+import functools
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from swaptalk_jax.core.sharding import BATCH_AXES
+from swaptalk_jax.core.train_state import TrainState
+
+P = jax.sharding.PartitionSpec
+
+
+def _tree_where(pred, new, old):
+  return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def split_microbatches(batch: Mapping[str, jax.Array], num: int) -> Mapping[str, jax.Array]:
+  """[B, ...] -> [num, B/num, ...], micro-batch i = rows i, i+num, ... so that every device's
+  local rows stay local (the batch dim is sharded contiguously over devices)."""
+  def split(x):
+    if x.shape[0] % num:
+      raise ValueError(f"batch dim {x.shape[0]} is not divisible by grad_accum_steps={num}")
+    y = x.reshape((x.shape[0] // num, num) + x.shape[1:]).swapaxes(0, 1)
+    return jax.lax.with_sharding_constraint(y, P(None, BATCH_AXES))
+  return jax.tree.map(split, batch)
+
+
+def group_gradients(task, params, batch, rng, step):
+  """Loss, metrics and gradient of each group on one (micro-)batch, in the Task's group order."""
+  carry = None
+  grads, metrics = {}, {}
+  for i, group in enumerate(task.groups):
+    def loss_of(group_params, group=group, carry=carry):
+      return task.loss(group, {**params, group: group_params}, batch, jax.random.fold_in(rng, i),
+                       step, carry)
+    (loss, (group_metrics, carry)), grads[group] = jax.value_and_grad(loss_of, has_aux=True)(
+        params[group])
+    metrics[f"{group}/loss"] = loss
+    metrics.update({f"{group}/{k}": v for k, v in group_metrics.items()})
+  return grads, metrics
+
+
+def make_train_step(task, txs: Mapping[str, optax.GradientTransformation],
+                    schedules: Mapping[str, Callable], grad_accum_steps: int,
+                    ema_decay: float) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
+  """Returns train_step(state, batch) -> (state, metrics); jit it with shardings (see loop.py)."""
+
+  def train_step(state: TrainState, batch):
+    rng = jax.random.fold_in(state.rng, state.step)
+    if grad_accum_steps == 1:
+      grads, metrics = group_gradients(task, state.params, batch, rng, state.step)
+    else:
+      micro = split_microbatches(batch, grad_accum_steps)
+
+      def accumulate(acc, xs):
+        index, mb = xs
+        g, m = group_gradients(task, state.params, mb, jax.random.fold_in(rng, index), state.step)
+        return jax.tree.map(jnp.add, acc, (g, m)), None
+
+      zeros = jax.eval_shape(functools.partial(group_gradients, task, state.params,
+                                               jax.tree.map(lambda x: x[0], micro), rng, state.step))
+      zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros)
+      (grads, metrics), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(grad_accum_steps), micro))
+      grads, metrics = jax.tree.map(lambda x: x / grad_accum_steps, (grads, metrics))
+
+    finite = _all_finite((grads, {k: v for k, v in metrics.items() if k.endswith("/loss")}))
+    new_params, new_opt_state = {}, {}
+    for group in task.groups:
+      updates, opt_state = txs[group].update(grads[group], state.opt_state[group], state.params[group])
+      params = optax.apply_updates(state.params[group], updates)
+      keep = jnp.logical_and(finite, task.is_active(group, state.step))
+      new_params[group] = _tree_where(keep, params, state.params[group])
+      new_opt_state[group] = _tree_where(keep, opt_state, state.opt_state[group])
+      metrics[f"{group}/grad_norm"] = optax.global_norm(grads[group])
+      metrics[f"{group}/learning_rate"] = schedules[group](state.step)
+      metrics[f"{group}/active"] = keep.astype(jnp.float32)
+    new_ema = {
+        g: _tree_where(finite, jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p,
+                                            state.ema_params[g], new_params[g]), state.ema_params[g])
+        for g in state.ema_params}
+    metrics["nonfinite"] = 1.0 - finite.astype(jnp.float32)
+    new_state = state.replace(
+        step=state.step + 1, params=new_params, opt_state=new_opt_state, ema_params=new_ema,
+        nonfinite_steps=state.nonfinite_steps + (1 - finite.astype(jnp.int32)))
+    return new_state, metrics
+
+  return train_step

@@ -1,0 +1,142 @@
+"""Builds everything a run needs from its config, before anything is compiled.
+
+Mesh, Task, optimizers, data iterators, the abstract train state with its shardings, the checkpoint
+manager (and its compatibility check), and the jitted init / train / eval / summary functions with
+explicit in/out shardings. `loop.py` drives it.
+"""
+import dataclasses
+import logging
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from swaptalk_jax.core import checkpoint, optim, sharding
+from swaptalk_jax.core.train_state import TrainState, init_train_state
+from swaptalk_jax.core.train_step import make_train_step
+from swaptalk_jax.trainers import registry
+
+
+def validate_config(config: ml_collections.ConfigDict, task) -> None:
+  """Fails with a one-line message on configs that cannot run, before compiling."""
+  groups = set(task.groups)
+  configured = set(config.optim.keys())
+  if groups != configured:
+    raise ValueError(f"config.optim must configure exactly the groups of stage {config.stage!r}: "
+                     f"{sorted(groups)}; got {sorted(configured)}")
+  t = config.train
+  if t.compute_dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"config.train.compute_dtype={t.compute_dtype!r}; use 'float32' or 'bfloat16'")
+  for key in ("num_steps", "grad_accum_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
+    if int(t[key]) < 1:
+      raise ValueError(f"config.train.{key} must be >= 1, got {t[key]}")
+  if not 0.0 <= t.ema_decay < 1.0:
+    raise ValueError(f"config.train.ema_decay must be in [0, 1), got {t.ema_decay}")
+
+
+def global_batch(local_batch: dict, batch_sharding) -> dict:
+  """Process-local numpy batch -> global jax.Arrays sharded over the mesh (works on many hosts)."""
+  return {k: jax.make_array_from_process_local_data(batch_sharding, np.asarray(v))
+          for k, v in local_batch.items()}
+
+
+def _with_shardings(abstract_tree, shardings):
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      abstract_tree, shardings)
+
+
+@dataclasses.dataclass
+class Trainer:
+  config: ml_collections.ConfigDict
+  workdir: str
+  mesh: jax.sharding.Mesh
+  task: Any
+  txs: dict
+  schedules: dict
+  train_iter: Any
+  make_eval_iter: Callable[[], Any]
+  batch_spec: dict                     # global ShapeDtypeStructs of one batch
+  state_shardings: Any
+  abstract_state: Any                  # ShapeDtypeStructs with target shardings
+  manager: Any
+  init_fn: Callable
+  step_fn: Callable
+  eval_fn: Callable
+  summary_fn: Callable
+
+  @property
+  def batch_sharding(self):
+    return sharding.batch_sharding(self.mesh)
+
+  def restore_or_init(self) -> TrainState:
+    latest = self.manager.latest_step()
+    if latest is None:
+      logging.info("no checkpoint in %s: initialising", self.workdir)
+      return self.init_fn(jax.random.PRNGKey(self.config.seed))
+    state, self.train_iter = checkpoint.restore(self.manager, latest, self.abstract_state,
+                                                self.train_iter)
+    return state
+
+  def eval_params(self, state: TrainState) -> dict:
+    """Params for evaluation: EMA where kept, raw elsewhere."""
+    return {**state.params, **state.ema_params}
+
+
+def build_trainer(config: ml_collections.ConfigDict, workdir: str, devices=None) -> Trainer:
+  task = registry.make_task(config)
+  validate_config(config, task)
+  mesh = sharding.make_mesh(config.mesh, devices)
+  num_steps = int(config.train.num_steps)
+  txs, schedules = {}, {}
+  for group in task.groups:
+    txs[group], schedules[group] = optim.make_optimizer(group, config.optim[group], num_steps)
+
+  pid, count = jax.process_index(), jax.process_count()
+  data = registry.data_module(config)
+  train_iter = data.make_train_iterator(config, pid, count)
+  probe = next(iter(data.make_train_iterator(config, pid, count)))
+  batch_spec = {k: jax.ShapeDtypeStruct((v.shape[0] * count,) + v.shape[1:], v.dtype)
+                for k, v in probe.items()}
+  global_size = next(iter(batch_spec.values())).shape[0]
+  if global_size % mesh.size:
+    raise ValueError(f"global batch {global_size} is not divisible by the {mesh.size} devices of the mesh")
+
+  def example_batch():
+    return {k: jnp.zeros((1,) + s.shape[1:], s.dtype) for k, s in batch_spec.items()}
+
+  def boxed_init(rng):
+    return init_train_state(task, txs, rng, example_batch())
+
+  with jax.set_mesh(mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+    abstract_boxed = jax.eval_shape(boxed_init, jax.random.PRNGKey(0))
+    state_shardings = sharding.logical_to_shardings(abstract_boxed, mesh,
+                                                    min_size=config.fsdp_min_size)
+  abstract_state = _with_shardings(sharding.strip_boxes(abstract_boxed), state_shardings)
+
+  manager = checkpoint.make_manager(workdir, config.train.keep_checkpoints,
+                                    config.train.async_checkpointing)
+  latest = manager.latest_step()
+  if latest is not None:
+    checkpoint.check_compatible(manager, latest, config, abstract_state)
+
+  batch_sharding = sharding.batch_sharding(mesh)
+  batch_shardings = {k: batch_sharding for k in batch_spec}
+  replicated = sharding.replicated(mesh)
+  init_fn = jax.jit(lambda rng: nn.unbox(boxed_init(rng)), out_shardings=state_shardings)
+  step_fn = jax.jit(
+      make_train_step(task, txs, schedules, config.train.grad_accum_steps, config.train.ema_decay),
+      in_shardings=(state_shardings, batch_shardings), out_shardings=(state_shardings, replicated),
+      donate_argnums=(0,))
+  params_shardings = {**state_shardings.params, **state_shardings.ema_params}
+  eval_fn = jax.jit(task.eval_metrics, in_shardings=(params_shardings, batch_shardings, replicated),
+                    out_shardings=replicated)
+  summary_fn = jax.jit(task.summaries, in_shardings=(params_shardings, batch_shardings),
+                       out_shardings=replicated)
+  return Trainer(
+      config=config, workdir=workdir, mesh=mesh, task=task, txs=txs, schedules=schedules,
+      train_iter=train_iter, make_eval_iter=lambda: data.make_eval_iterator(config, pid, count),
+      batch_spec=batch_spec, state_shardings=state_shardings, abstract_state=abstract_state,
+      manager=manager, init_fn=init_fn, step_fn=step_fn, eval_fn=eval_fn, summary_fn=summary_fn)
