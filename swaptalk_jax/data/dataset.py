@@ -46,6 +46,7 @@ class DatasetMeta:
   format_version: int
   extras: dict[str, ExtraSpec]
   clip_tables: dict[str, tuple[ClipEntry, ...]]
+  options: dict          # how records were written (tfds_builder.RecordOptions as a dict)
 
 
 def load_meta(dataset_dir: str | pathlib.Path) -> DatasetMeta:
@@ -67,7 +68,8 @@ def load_meta(dataset_dir: str | pathlib.Path) -> DatasetMeta:
                              extras=c.get("extras", {})) for c in rows)
       for split, rows in meta["clip_table"].items()}
   extras = {k: ExtraSpec.from_json(v) for k, v in meta.get("extras", {}).items()}
-  return DatasetMeta(path=path.parent, format_version=version, extras=extras, clip_tables=tables)
+  return DatasetMeta(path=path.parent, format_version=version, extras=extras, clip_tables=tables,
+                     options=meta["options"])
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,0 +1,100 @@
+"""grain input pipelines of every stage, from a data config.
+
+Per source: eligible chunk records -> global shuffle (seed; reshuffled each epoch) -> repeat ->
+`random_map` planning one example (per-element deterministic rng) -> mix sources by weight ->
+batch plans by the GLOBAL batch -> this process's contiguous share -> one batched read + decode of
+only the planned frames -> thread prefetch (+ optional worker processes). Batches are dicts of
+numpy arrays; the iterator has get_state/set_state and checkpoints with the model through
+`grain.checkpoint.CheckpointSave/CheckpointRestore`.
+
+Batch keys: vqgan {image}; swap {source, target, target_gt, has_gt, same_identity};
+lip_expert {frames, mel, label}; lipsync {target, reference, mel, mel_window}.
+"""
+import pathlib
+
+import grain
+import ml_collections
+
+from swaptalk_jax.data import assemble, dataset, sampling
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # name: dataset name (folder under data_dir); data_dir: the `--out` of `swaptalk prepare`.
+  c.sources = [dict(name="synthetic", data_dir="data/synthetic", weight=1.0)]
+  c.train_split = "train"
+  c.eval_split = "test"
+  c.image_size = 256            # resized on decode when the stored crops differ
+  c.batch_size = 8              # GLOBAL batch; each process gets batch_size / process_count
+  c.shuffle_seed = 0
+  c.num_epochs = ml_collections.FieldReference(None, field_type=int)  # None = repeat forever
+  c.worker_count = 0            # grain worker processes (0 = in-process threads only)
+  c.worker_buffer_size = 2      # batches buffered per worker process
+  c.read_threads = 2            # threads reading + decoding batches in each process
+  c.prefetch_buffer = 4         # batches prefetched in each process
+  c.vqgan = ml_collections.ConfigDict(dict(flip_prob=0.5))
+  c.swap = ml_collections.ConfigDict(dict(same_identity_fraction=0.5))
+  c.lip_expert = ml_collections.ConfigDict(dict(window=5, positive_fraction=0.5,
+                                                min_offset_frames=5))
+  c.lipsync = ml_collections.ConfigDict(dict(window=5, reference_min_distance=5))
+  return c
+
+
+def dataset_path(source: dict) -> pathlib.Path:
+  """data_dir/name, or its newest version folder (TFDS writes data_dir/name/<version>/)."""
+  root = pathlib.Path(source["data_dir"]) / source["name"]
+  if (root / "metadata.json").exists():
+    return root
+  versions = sorted((p for p in root.glob("*.*.*") if (p / "metadata.json").exists()),
+                    key=lambda p: tuple(int(x) for x in p.name.split(".") if x.isdigit()))
+  if not versions:
+    raise FileNotFoundError(f"no prepared dataset at {root} (expected {root}/<version>/"
+                            "metadata.json; run `swaptalk prepare`)")
+  return versions[-1]
+
+
+def _make_iterator(stage: str, config: ml_collections.ConfigDict, split: str, train: bool,
+                   process_index: int, process_count: int) -> grain.DatasetIterator:
+  if stage not in sampling.STAGES:
+    raise ValueError(f"unknown stage {stage!r} (one of {sampling.STAGES})")
+  if config.batch_size % process_count:
+    raise ValueError(f"global batch_size {config.batch_size} is not divisible by "
+                     f"process_count {process_count}")
+  stage_config = dict(config.get(stage, {}))
+  if not train:
+    stage_config["flip_prob"] = 0.0
+  window = int(stage_config.get("window", 5))
+  per_source, sources, weights = [], [], []
+  for i, source in enumerate(config.sources):
+    path = str(dataset_path(source))
+    sampler = sampling.PlanSampler(stage, i, path, split, stage_config, train)
+    ds = grain.MapDataset.range(len(sampler)).shuffle(seed=config.shuffle_seed + 1000 * i)
+    ds = ds.repeat(config.num_epochs if train else 1)
+    per_source.append(ds.random_map(sampler, seed=config.shuffle_seed + 1000 * i + 1))
+    sources.append((path, split))
+    weights.append(float(source.get("weight", 1.0)))
+  ds = per_source[0] if len(per_source) == 1 else grain.MapDataset.mix(per_source, weights)
+  ds = ds.batch(config.batch_size, drop_remainder=True, batch_fn=list)
+  ds = ds.map(assemble.ProcessShare(process_index, process_count))
+  ds = ds.map(assemble.BatchAssembler(sources, config.image_size, window))
+  it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
+                                               prefetch_buffer_size=config.prefetch_buffer))
+  if config.worker_count > 0:
+    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=config.worker_count, per_worker_buffer_size=config.worker_buffer_size))
+  return iter(it_ds)
+
+
+def make_train_iterator(stage: str, data_config: ml_collections.ConfigDict, process_index: int = 0,
+                        process_count: int = 1) -> grain.DatasetIterator:
+  """Endless (or num_epochs) shuffled, augmented batches of the train split for `stage`."""
+  return _make_iterator(stage, data_config, data_config.train_split, True, process_index,
+                        process_count)
+
+
+def make_eval_iterator(stage: str, data_config: ml_collections.ConfigDict, process_index: int = 0,
+                       process_count: int = 1) -> grain.DatasetIterator:
+  """One pass over the eval split (fixed order and draws, no augmentation; the last partial
+  global batch is dropped so every process gets the same number of batches)."""
+  return _make_iterator(stage, data_config, data_config.eval_split, False, process_index,
+                        process_count)
