@@ -160,7 +160,6 @@ def _torch_reference():
 @pytest.mark.torch
 def test_inception_matches_pytorch_reference(tmp_path):
   torch = pytest.importorskip("torch")
-  import jax
   from swaptalk_jax.convert import inception as convert_inception
   model = _torch_reference()
   src, dst = tmp_path / "pt_inception.pth", tmp_path / "inception.safetensors"
@@ -171,10 +170,10 @@ def test_inception_matches_pytorch_reference(tmp_path):
   images = np.random.default_rng(0).uniform(size=(2, 3, 72, 90)).astype(np.float32)
   with torch.no_grad():
     expected = model(torch.from_numpy(images)).numpy()
-  apply = jax.jit(inception.FIDInceptionV3().apply)
-  got = np.asarray(apply(variables, np.transpose(images, (0, 2, 3, 1))))
+  got = fid.inception_embedder(variables)(np.transpose(images, (0, 2, 3, 1)))
   assert got.shape == (2, inception.FEATURE_DIM)
   rel = np.linalg.norm(got - expected) / np.linalg.norm(expected)
+  print(f"inception parity: relative error {rel:.2e}")
   assert rel < 1e-5, rel
   assert np.std(expected) > 1e-3  # the reference is not degenerate
 
@@ -237,6 +236,9 @@ def test_streaming_statistics_equal_numpy_in_float64():
   feats32 = feats.astype(np.float32).astype(np.float64)
   np.testing.assert_allclose(mu, feats32.mean(0), rtol=1e-12, atol=1e-12)
   np.testing.assert_allclose(sigma, np.cov(feats32, rowvar=False), rtol=1e-10, atol=1e-12)
+  mu_b, sigma_b = fid.statistics_from_batches(lambda x: x, np.array_split(feats, 7), dim=32)
+  np.testing.assert_allclose(mu_b, feats.mean(0), rtol=1e-12)
+  np.testing.assert_allclose(sigma_b, np.cov(feats, rowvar=False), rtol=1e-10, atol=1e-12)
 
 
 def test_fid_of_set_with_itself_is_zero():

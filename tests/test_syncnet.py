@@ -88,6 +88,7 @@ def test_syncnet_matches_pytorch_reference(tmp_path):
   embed_lip, embed_audio = lse.make_embedders(variables)
   lip, aud = embed_lip(frames), embed_audio(coeffs)
   assert lip.shape == aud.shape == (3, syncnet.EMBED_DIM)
+  print(f"syncnet parity: lip {_rel(lip, lip_ref):.2e}, audio {_rel(aud, aud_ref):.2e}")
   assert _rel(lip, lip_ref) < 1e-5, _rel(lip, lip_ref)
   assert _rel(aud, aud_ref) < 1e-5, _rel(aud, aud_ref)
   assert np.std(lip_ref) > 1e-3 and np.std(aud_ref) > 1e-3

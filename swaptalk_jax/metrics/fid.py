@@ -7,10 +7,14 @@ normalised by n - 1 like `np.cov`, matching pytorch-fid. Stats files are `.npz` 
 """
 import dataclasses
 import os
-from typing import Callable, Iterable, Optional, Tuple
+from typing import Any, Callable, Iterable, Optional, Tuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
+
+from swaptalk_jax.models import inception
 
 
 @dataclasses.dataclass
@@ -83,6 +87,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
       raise ValueError(f"sqrtm of the covariance product has imaginary component {largest:.3g}")
     covmean = covmean.real
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def inception_embedder(variables: Any, dtype=jnp.float32) -> Callable[[np.ndarray], np.ndarray]:
+  """A jitted images (N, H, W, 3) in [0, 1] -> (N, 2048) function over converted Inception variables."""
+  model = inception.FIDInceptionV3(dtype=dtype)
+  apply = jax.jit(model.apply)
+  return lambda images: np.asarray(apply(variables, images))
 
 
 def statistics_from_batches(embed: Callable[[np.ndarray], np.ndarray],
