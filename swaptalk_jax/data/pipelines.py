@@ -53,30 +53,66 @@ def dataset_path(source: dict) -> pathlib.Path:
   return versions[-1]
 
 
-def _make_iterator(stage: str, config: ml_collections.ConfigDict, split: str, train: bool,
-                   process_index: int, process_count: int) -> grain.DatasetIterator:
+def resolve_config(data_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`data_config` over `default_data_config()`; unknown keys are an error (typos do not vanish)."""
+  out = default_data_config()
+  given = data_config.to_dict() if isinstance(data_config, ml_collections.ConfigDict) \
+      else dict(data_config)
+  unknown = sorted(set(given) - set(out))
+  if unknown:
+    raise ValueError(f"unknown data config keys {unknown}; known: {sorted(out)}")
+  for key, value in given.items():
+    if isinstance(out[key], ml_collections.ConfigDict):
+      bad = sorted(set(value) - set(out[key]))
+      if bad:
+        raise ValueError(f"unknown data config keys {[f'{key}.{b}' for b in bad]}; known: "
+                         f"{sorted(out[key])}")
+      out[key].update(value)
+    else:
+      out[key] = value
+  return out
+
+
+def plan_dataset(stage: str, config: ml_collections.ConfigDict, split: str, train: bool
+                 ) -> tuple[grain.MapDataset, list[tuple[str, str]]]:
+  """Example plans (`sampling.py`) of all sources mixed by weight, and the (dataset_dir, split)
+  of each source in plan 'source' order."""
   if stage not in sampling.STAGES:
     raise ValueError(f"unknown stage {stage!r} (one of {sampling.STAGES})")
-  if config.batch_size % process_count:
-    raise ValueError(f"global batch_size {config.batch_size} is not divisible by "
-                     f"process_count {process_count}")
-  stage_config = dict(config.get(stage, {}))
+  stage_config = dict(config[stage])
   if not train:
     stage_config["flip_prob"] = 0.0
-  window = int(stage_config.get("window", 5))
   per_source, sources, weights = [], [], []
   for i, source in enumerate(config.sources):
     path = str(dataset_path(source))
     sampler = sampling.PlanSampler(stage, i, path, split, stage_config, train)
     ds = grain.MapDataset.range(len(sampler)).shuffle(seed=config.shuffle_seed + 1000 * i)
-    ds = ds.repeat(config.num_epochs if train else 1)
+    if train:
+      ds = ds.repeat(config.num_epochs)
+    else:  # one pass, wrapped round to whole global batches (a few examples seen twice)
+      n, batch = len(sampler), config.batch_size
+      ds = ds.repeat(-(-batch // n) + 1)[:-(-n // batch) * batch]
     per_source.append(ds.random_map(sampler, seed=config.shuffle_seed + 1000 * i + 1))
     sources.append((path, split))
     weights.append(float(source.get("weight", 1.0)))
+  if not per_source:
+    raise ValueError("data config has no sources")
   ds = per_source[0] if len(per_source) == 1 else grain.MapDataset.mix(per_source, weights)
+  return ds, sources
+
+
+def _make_iterator(stage: str, data_config: ml_collections.ConfigDict, split_key: str,
+                   train: bool, process_index: int, process_count: int) -> grain.DatasetIterator:
+  config = resolve_config(data_config)
+  if config.batch_size % process_count:
+    raise ValueError(f"global batch_size {config.batch_size} is not divisible by "
+                     f"process_count {process_count}")
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+  ds, sources = plan_dataset(stage, config, config[split_key], train)
   ds = ds.batch(config.batch_size, drop_remainder=True, batch_fn=list)
   ds = ds.map(assemble.ProcessShare(process_index, process_count))
-  ds = ds.map(assemble.BatchAssembler(sources, config.image_size, window))
+  ds = ds.map(assemble.BatchAssembler(sources, config.image_size, config[stage].get("window", 5)))
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
                                                prefetch_buffer_size=config.prefetch_buffer))
   if config.worker_count > 0:
@@ -88,13 +124,11 @@ def _make_iterator(stage: str, config: ml_collections.ConfigDict, split: str, tr
 def make_train_iterator(stage: str, data_config: ml_collections.ConfigDict, process_index: int = 0,
                         process_count: int = 1) -> grain.DatasetIterator:
   """Endless (or num_epochs) shuffled, augmented batches of the train split for `stage`."""
-  return _make_iterator(stage, data_config, data_config.train_split, True, process_index,
-                        process_count)
+  return _make_iterator(stage, data_config, "train_split", True, process_index, process_count)
 
 
 def make_eval_iterator(stage: str, data_config: ml_collections.ConfigDict, process_index: int = 0,
                        process_count: int = 1) -> grain.DatasetIterator:
-  """One pass over the eval split (fixed order and draws, no augmentation; the last partial
-  global batch is dropped so every process gets the same number of batches)."""
-  return _make_iterator(stage, data_config, data_config.eval_split, False, process_index,
-                        process_count)
+  """One pass over the eval split (fixed order and draws, no augmentation), wrapped round to fill
+  the last global batch, so every process gets the same number of full batches."""
+  return _make_iterator(stage, data_config, "eval_split", False, process_index, process_count)
