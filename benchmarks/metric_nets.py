@@ -1,0 +1,109 @@
+"""Forward time per image / window of the metric networks (FID Inception, SyncNet) on this CPU.
+
+Baseline: the PyTorch reference architectures of the parity tests (same random weights), timed in
+the same run with the same thread count, interleaved. Run: `python benchmarks/metric_nets.py`
+(Python 3.11 venv for the PyTorch column; without torch only the JAX rows print).
+"""
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks import common  # noqa: E402
+from swaptalk_jax.convert import inception as convert_inception  # noqa: E402
+from swaptalk_jax.convert import syncnet as convert_syncnet  # noqa: E402
+from swaptalk_jax.models import inception, syncnet  # noqa: E402
+
+INCEPTION_BATCH = 4
+SYNC_BATCH = 10
+
+
+def _torch_models():
+  """(inception, syncnet) PyTorch references from the tests, or None without torch."""
+  try:
+    import torch  # noqa: F401  pylint: disable=unused-import
+  except ImportError:
+    return None
+  from tests.test_inception_fid import _torch_reference as inception_reference
+  from tests.test_syncnet import _torch_reference as syncnet_reference
+  return inception_reference(), syncnet_reference()
+
+
+def _state(model):
+  return {k: v.detach().numpy() for k, v in model.state_dict().items()}
+
+
+def main():
+  torch_models = _torch_models()
+  threads = common.torch_threads_like_jax() if torch_models else common.cpu_threads()
+  rng = np.random.default_rng(0)
+  images = rng.uniform(size=(INCEPTION_BATCH, 256, 256, 3)).astype(np.float32)
+  frames = rng.integers(0, 256, size=(SYNC_BATCH, 5, 224, 224, 3)).astype(np.float32)
+  coeffs = rng.normal(size=(SYNC_BATCH, 13, 20)).astype(np.float32)
+
+  if torch_models:
+    inc_vars = convert_inception.variables_from_state_dict(_state(torch_models[0]))
+    sync_vars = convert_syncnet.variables_from_state_dict(_state(torch_models[1]))
+  else:
+    inc_vars = inception.FIDInceptionV3().init(jax.random.key(0), images[:1])
+    sync_vars = syncnet.SyncNet().init(jax.random.key(0), coeffs[:1], frames[:1])
+
+  def inception_fn(dtype):
+    apply = jax.jit(inception.FIDInceptionV3(dtype=dtype).apply)
+    return lambda: apply(inc_vars, images)
+
+  def sync_fn(dtype, method):
+    model = syncnet.SyncNet(dtype=dtype)
+    apply = jax.jit(lambda v, x: model.apply(v, x, method=method))
+    data = frames if method is syncnet.SyncNet.embed_lip else coeffs
+    return lambda: apply(sync_vars, data)
+
+  cases = [
+      ("inception 256->299", INCEPTION_BATCH, {
+          "jax f32": inception_fn(jnp.float32), "jax bf16": inception_fn(jnp.bfloat16)}),
+      ("syncnet lip 5x224", SYNC_BATCH, {
+          "jax f32": sync_fn(jnp.float32, syncnet.SyncNet.embed_lip),
+          "jax bf16": sync_fn(jnp.bfloat16, syncnet.SyncNet.embed_lip)}),
+      ("syncnet audio 13x20", SYNC_BATCH, {
+          "jax f32": sync_fn(jnp.float32, syncnet.SyncNet.embed_audio)}),
+  ]
+  if torch_models:
+    import torch
+    torch_inc, torch_sync = torch_models
+    t_images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    t_frames = torch.from_numpy(frames).permute(0, 4, 1, 2, 3).contiguous()
+    t_coeffs = torch.from_numpy(coeffs)[:, None]
+    torch_fns = [lambda: torch_inc(t_images), lambda: torch_sync.forward_lip(t_frames),
+                 lambda: torch_sync.forward_aud(t_coeffs)]
+    for (_, _, fns), fn in zip(cases, torch_fns):
+      fns["torch f32"] = fn
+
+  rows = []
+  with_torch = torch_models is not None
+  for name, batch, fns in cases:
+    times = {}
+    for label, fn in fns.items():
+      if label.startswith("torch"):
+        with torch.no_grad():
+          times[label] = common.time_fn(fn, warmup=1, iters=3)
+      else:
+        times[label] = common.time_fn(fn, warmup=1, iters=3)
+    baseline = times.get("torch f32")
+    for label, seconds in times.items():
+      ratio = seconds / baseline if baseline else float("nan")
+      rows.append([name, label, batch, 1000 * seconds / batch, ratio])
+  print(f"jax {jax.__version__}, {threads} CPU threads (shared machine: other jobs may load it)")
+  common.print_table(rows, ["network", "impl", "batch", "ms / item", "time vs torch f32"])
+  if not with_torch:
+    print("(torch not importable: no PyTorch baseline)")
+
+
+if __name__ == "__main__":
+  main()
