@@ -31,12 +31,13 @@ def _audio_frames(audio: np.ndarray, sample_rate: int, samples_per_frame: int = 
 
 def write_video(path: str, frames: Iterable[np.ndarray], fps: float = 25,
                 audio: np.ndarray | None = None, sample_rate: int = 16000,
-                timestamps: Sequence[float] | None = None, rotation: int = 0, crf: int = 18,
+                timestamps: Sequence[float] | None = None, rotation: int = 0, crf: int = 18, preset: str = "medium",
                 codec: str = "libx264", audio_codec: str = "aac", audio_bit_rate: int = 128000) -> str:
   """Writes uint8 [H,W,3] RGB frames (an iterable, so long videos stream) and optional audio.
 
   fps: nominal rate; `timestamps` (seconds, one per frame) gives variable frame timing instead.
   rotation: display-matrix rotation in degrees counter-clockwise (what phones store).
+  crf, preset: libx264 quality and speed ("ultrafast" for scratch files).
   The file appears at `path` only when complete (written to a temporary name, then renamed).
   """
   tmp = f"{path}.tmp-{os.getpid()}{os.path.splitext(path)[1]}"
@@ -59,7 +60,7 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float = 25,
         video.pix_fmt = "yuv420p" if image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0 else "yuv444p"
         video.time_base = time_base
         video.codec_context.time_base = time_base
-        video.options = {"crf": str(crf)} if codec == "libx264" else {}
+        video.options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
         if rotation:
           video.set_display_rotation(rotation)
       frame = av.VideoFrame.from_ndarray(image, format="rgb24")
