@@ -8,7 +8,7 @@ Entry points: `make_clip` / `synthetic_clips` (Clips for the record writer), `re
 from data_prep.synthetic.clips import clip_name, make_clip, synthetic_clips
 from data_prep.synthetic.identity import Identity, identity_name, sample_identity
 from data_prep.synthetic.motion import Motion, sample_motion
-from data_prep.synthetic.render import render
+from data_prep.synthetic.renderer import render
 from data_prep.synthetic.speech import synth_speech
 
 __all__ = ["Identity", "Motion", "clip_name", "identity_name", "make_clip", "render",

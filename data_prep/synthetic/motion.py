@@ -37,6 +37,14 @@ class Motion:
     return np.stack([self.yaw, self.pitch, self.roll, self.shift_x, self.shift_y, self.scale,
                      self.blink], axis=1).astype(np.float32)
 
+  @classmethod
+  def from_array(cls, array: np.ndarray) -> "Motion":
+    """Inverse of `as_array` (e.g. from a clip's 'head_motion' extra)."""
+    array = np.asarray(array, np.float32)
+    if array.ndim != 2 or array.shape[1] != 7:
+      raise ValueError(f"head motion must be [T, 7], got {array.shape}")
+    return cls(*(np.ascontiguousarray(array[:, i]) for i in range(7)))
+
 
 def _smooth_wave(t: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
   """Sum of three random low-frequency sinusoids, peak |value| <= amplitude."""

@@ -238,6 +238,8 @@ def _mouth(c: _Canvas, ident: Identity, openness: float) -> None:
   c.paint(box, c.alpha(d_lips), lip_colour)
   d_inner = np.maximum(np.maximum(upper_inner - v, v - lower_inner), (np.abs(x) - 0.88) * half_w)
   inner = c.alpha(d_inner)
+  if gap * c.edge < 0.5:  # lips closer than a pixel apart: the inner mouth fades out, exactly shut at 0
+    inner *= 2.0 * gap * c.edge
   c.paint(box, inner, INNER_MOUTH)
   d_teeth = np.maximum(v - (upper_inner + np.minimum(0.03, gap)), (np.abs(x) - 0.55) * half_w)
   c.paint(box, np.minimum(inner, c.alpha(d_teeth)), TEETH)

@@ -6,9 +6,9 @@ vowel: a glottal pulse train at the speaker's pitch (with slow intonation), a -1
 tilt, three 2nd-order formant resonators (F1-F3 of the vowel, scaled by the speaker's vocal tract),
 lip radiation (+6 dB/octave) and a raised-cosine loudness envelope.
 
-Mouth openness per sample: vowel openness (from F1: /i/ nearly closed, /a/ wide) x the vowel's
+Mouth openness per sample: vowel openness (from F1: /i/ half open, /a/ wide open) x the vowel's
 loudness envelope; 0.2 x envelope for fricatives; 0 in plosive closures and silence. Per frame it is
-the mean over the frame's 640 samples, smoothed over time by a small Gaussian (sigma 0.75 frames).
+the mean over the frame's 640 samples, smoothed over time by a 3-tap Gaussian (sigma 0.75 frames).
 """
 import numpy as np
 from scipy import signal
@@ -25,8 +25,8 @@ _F1_CLOSED, _F1_OPEN = 270.0, 730.0
 
 
 def vowel_openness(f1_hz: float) -> float:
-  """How far a vowel opens the mouth, from its first formant: 0.3 for /i/ up to 1.0 for /a/."""
-  return float(0.3 + 0.7 * np.clip((f1_hz - _F1_CLOSED) / (_F1_OPEN - _F1_CLOSED), 0.0, 1.0))
+  """How far a vowel opens the mouth, from its first formant: 0.5 for /i/ up to 1.0 for /a/."""
+  return float(0.5 + 0.5 * np.clip((f1_hz - _F1_CLOSED) / (_F1_OPEN - _F1_CLOSED), 0.0, 1.0))
 
 
 def _envelope(num: int, attack: int, release: int) -> np.ndarray:
@@ -121,15 +121,10 @@ def _add(audio: np.ndarray, openness: np.ndarray, pos: int, sound: np.ndarray,
 
 def frame_openness(openness_per_sample: np.ndarray, samples_per_frame: int = SAMPLES_PER_FRAME,
                    sigma_frames: float = 0.75) -> np.ndarray:
-  """float32 [N // samples_per_frame] mouth openness per video frame: frame mean, Gaussian-smoothed."""
+  """float32 [N // samples_per_frame] mouth openness per video frame: the frame mean, smoothed by a
+  3-tap Gaussian, so a frame whose neighbours and itself are silent stays exactly shut."""
   num_frames = openness_per_sample.shape[0] // samples_per_frame
   per_frame = openness_per_sample[:num_frames * samples_per_frame].reshape(num_frames, -1).mean(1)
-  taps = np.arange(-3, 4)
-  kernel = np.exp(-0.5 * (taps / sigma_frames) ** 2)
-  padded = np.pad(per_frame, 3, mode="edge")
-  smooth = np.convolve(padded, kernel / kernel.sum(), mode="valid")
-  # Smoothing must not open a mouth that the audio keeps shut: keep exact zeros where the frame
-  # and its neighbours are silent.
-  silent = np.convolve(np.pad(per_frame, 1, mode="edge") > 0, np.ones(3), mode="valid") == 0
-  smooth[silent] = 0.0
+  kernel = np.exp(-0.5 * (np.arange(-1, 2) / sigma_frames) ** 2)
+  smooth = np.convolve(np.pad(per_frame, 1, mode="edge"), kernel / kernel.sum(), mode="valid")
   return np.clip(smooth, 0.0, 1.0).astype(np.float32)
