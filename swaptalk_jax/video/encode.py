@@ -80,7 +80,8 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float = 25,
         container.mux(packet)
   except BaseException:
     container.close()
-    os.remove(tmp)
+    if os.path.exists(tmp):
+      os.remove(tmp)
     raise
   container.close()
   os.replace(tmp, path)
