@@ -7,6 +7,7 @@ Writing and reading work without TensorFlow: read with `tfds.data_source(name, d
 `tfds.builder_from_directory(dir).as_data_source()`, or `dataset.open_dataset(dir)`.
 """
 import dataclasses
+import json
 import pathlib
 from typing import Any, Callable, Iterable, Mapping
 
@@ -32,6 +33,9 @@ class ClipSource:
   description: str = ""
   needs_manual_dir: bool = False
   version: str = "1.0.0"
+  # What the clips were made from (flags, seed): saved with the dataset; preparing into an existing
+  # dataset with other params is an error instead of silently reusing the old data.
+  params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +104,8 @@ class ClipDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     self.info.metadata.update(
         format_version=records.FORMAT_VERSION,
         extras={k: v.to_json() for k, v in self._source.extras.items()},
-        options=dataclasses.asdict(self._options), clip_table={})
+        options=dataclasses.asdict(self._options), params=dict(self._source.params),
+        clip_table={})
     return {split: self._generate_examples(split, manual_dir) for split in self._source.splits}
 
   def _generate_examples(self, split: str, manual_dir):
@@ -141,8 +146,18 @@ def make_builder(source: ClipSource, data_dir: str | pathlib.Path,
 def prepare(source: ClipSource, data_dir: str | pathlib.Path,
             options: RecordOptions = RecordOptions(), mel_fn: records.MelFn | None = None,
             manual_dir: str | pathlib.Path | None = None) -> pathlib.Path:
-  """Writes the dataset (unless already complete) and returns its directory."""
+  """Writes the dataset (unless already complete with the same params) and returns its directory."""
   builder = make_builder(source, data_dir, options, mel_fn)
+  existing = pathlib.Path(builder.data_dir) / "metadata.json"
+  if existing.exists():
+    with existing.open() as f:
+      saved = json.load(f)
+    wanted = json.loads(json.dumps(dict(params=dict(source.params),
+                                        options=dataclasses.asdict(options))))
+    if {k: saved.get(k) for k in wanted} != wanted:
+      raise ValueError(f"{builder.data_dir} already holds {source.name!r} prepared with "
+                       f"{ {k: saved.get(k) for k in wanted} }, not {wanted}; use another output "
+                       "directory or delete it")
   config = tfds.download.DownloadConfig(manual_dir=None if manual_dir is None else str(manual_dir))
   builder.download_and_prepare(download_config=config)
   return pathlib.Path(builder.data_dir)

@@ -1,0 +1,130 @@
+"""`swaptalk prepare <source> --out DIR [flags]`: a dataset as TFDS ArrayRecord shards + clip table.
+
+  swaptalk prepare synthetic --out DIR [--identities 8 --clips_per_identity 2 --seconds 4
+                                        --resolution 256 --seed 0 --test_identities 2]
+  swaptalk prepare {hdtf,voxceleb2,folder} ...   (real footage: `data_prep.real.cli`)
+
+The synthetic set's last `--test_identities` identities form the test split (splits by identity);
+the same flags and seed give the same dataset. Writes DIR/synthetic/<version>/.
+"""
+import pathlib
+import sys
+import time
+
+from absl import flags
+import tensorflow_datasets as tfds
+
+from swaptalk_jax.data import dataset, records, tfds_builder
+
+REAL_SOURCES = ("hdtf", "voxceleb2", "folder")
+SOURCES = ("synthetic",) + REAL_SOURCES
+
+
+def synthetic_source(identities: int, clips_per_identity: int, seconds: float, resolution: int,
+                     seed: int, test_identities: int) -> tfds_builder.ClipSource:
+  """The built-in synthetic talking heads: identities [0, N - M) train, [N - M, N) test. Swap and
+  re-sync ground-truth partners are drawn within a clip's own split, so no test face leaks."""
+  from data_prep import synthetic  # pylint: disable=import-outside-toplevel
+  if not 2 <= test_identities <= identities - 2:
+    raise ValueError(f"--test_identities must be in [2, identities - 2] (each split needs two "
+                     f"identities for swap partners), got {test_identities} of {identities}")
+  split_ids = dict(train=list(range(identities - test_identities)),
+                   test=list(range(identities - test_identities, identities)))
+
+  def clips(split, manual_dir):
+    del manual_dir
+    ids = split_ids[split]
+    for i in ids:
+      for c in range(clips_per_identity):
+        yield synthetic.make_clip(i, c, seed, seconds, resolution, partners=ids)
+
+  probe = synthetic.make_clip(0, 0, seed, min(seconds, 0.2), resolution, partners=[0, 1])
+  return tfds_builder.ClipSource(
+      name="synthetic", clips=clips, extras=records.infer_extras_spec(probe),
+      params=dict(identities=identities, clips_per_identity=clips_per_identity, seconds=seconds,
+                  resolution=resolution, seed=seed, test_identities=test_identities),
+      description=f"swaptalk synthetic talking heads: {identities} identities x "
+                  f"{clips_per_identity} clips x {seconds} s at {resolution}px, seed {seed}, "
+                  f"last {test_identities} identities = test")
+
+
+def prepare_synthetic(out: str | pathlib.Path, identities: int = 8, clips_per_identity: int = 2,
+                      seconds: float = 4.0, resolution: int = 256, seed: int = 0,
+                      test_identities: int = 2, jpeg_quality: int = 95) -> pathlib.Path:
+  """Writes the synthetic set under `out` and returns the dataset directory."""
+  source = synthetic_source(identities, clips_per_identity, seconds, resolution, seed,
+                            test_identities)
+  return tfds_builder.prepare(source, out, tfds_builder.RecordOptions(jpeg_quality=jpeg_quality))
+
+
+def summary(dataset_dir: str | pathlib.Path) -> str:
+  """One line per split: clips, identities, records, frames."""
+  meta = dataset.load_meta(dataset_dir)
+  lines = []
+  for split, table in meta.clip_tables.items():
+    lines.append(f"  {split}: {len(table)} clips, {len({c.identity for c in table})} identities, "
+                 f"{sum(c.num_chunks for c in table)} records, "
+                 f"{sum(c.num_frames for c in table)} frames")
+  return "\n".join(lines)
+
+
+def _synthetic_flags() -> flags.FlagValues:
+  fv = flags.FlagValues()
+  flags.DEFINE_string("out", None, "Output TFDS data_dir.", flag_values=fv, required=True)
+  flags.DEFINE_integer("identities", 8, "Number of identities.", flag_values=fv)
+  flags.DEFINE_integer("clips_per_identity", 2, "Clips per identity.", flag_values=fv)
+  flags.DEFINE_float("seconds", 4.0, "Seconds per clip.", flag_values=fv)
+  flags.DEFINE_integer("resolution", 256, "Face crop side in pixels.", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Seed: same flags and seed, same dataset.", flag_values=fv)
+  flags.DEFINE_integer("test_identities", 2, "Identities held out as the test split.",
+                       flag_values=fv)
+  flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality of stored crops.", flag_values=fv)
+  return fv
+
+
+def _usage(program: str) -> str:
+  return (f"usage: {program} <source> [flags]\n  sources: {', '.join(SOURCES)}\n"
+          f"  {program} synthetic --helpfull  lists the synthetic set's flags")
+
+
+def main(argv) -> None:
+  program = argv[0] if argv else "swaptalk prepare"
+  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    print(_usage(program))
+    sys.exit(0 if len(argv) >= 2 else 2)
+  source, rest = argv[1], [f"{program} {argv[1]}"] + list(argv[2:])
+  if source in REAL_SOURCES:
+    try:
+      from data_prep.real import cli as real_cli  # pylint: disable=import-outside-toplevel
+    except ModuleNotFoundError as e:
+      if e.name and e.name.startswith("data_prep.real"):
+        print(f"{program}: source {source!r} is not available in this installation "
+              f"({e.name} is missing)", file=sys.stderr)
+        sys.exit(2)
+      raise
+    real_cli.main(source, rest)
+    return
+  if source != "synthetic":
+    print(f"{program}: unknown source {source!r}\n{_usage(program)}", file=sys.stderr)
+    sys.exit(2)
+  fv = _synthetic_flags()
+  try:
+    extra = fv(rest)
+  except flags.Error as e:
+    print(f"{program} synthetic: {e}\n{fv.main_module_help()}", file=sys.stderr)
+    sys.exit(2)
+  if len(extra) > 1:
+    print(f"{program} synthetic: unexpected arguments {extra[1:]}", file=sys.stderr)
+    sys.exit(2)
+  tfds.disable_progress_bar()
+  existed = any(pathlib.Path(fv.out).glob("synthetic/*/metadata.json"))
+  start = time.perf_counter()
+  try:
+    path = prepare_synthetic(fv.out, fv.identities, fv.clips_per_identity, fv.seconds,
+                             fv.resolution, fv.seed, fv.test_identities, fv.jpeg_quality)
+  except ValueError as e:
+    print(f"{program} synthetic: error: {e}", file=sys.stderr)
+    sys.exit(1)
+  verb = "found (already prepared with these flags)" if existed else "wrote"
+  print(f"{program} synthetic: {verb} {path} in {time.perf_counter() - start:.1f} s\n"
+        f"{summary(path)}")

@@ -1,0 +1,122 @@
+"""`swaptalk prepare`: the synthetic set by identity splits, deterministic for a seed, through the
+one builder; real sources dispatch to data_prep.real.cli or fail clearly."""
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from swaptalk_jax.commands import prepare
+from swaptalk_jax.data import dataset, pipelines, records
+
+FLAGS = ["--identities", "4", "--clips_per_identity", "1", "--seconds", "1.2", "--resolution",
+         "48", "--test_identities", "2"]
+
+
+def _records(path, split):
+  """Every record of a split as {field: bytes of the array} (protobuf map order is not stable)."""
+  reader = dataset.SplitReader(path, split)
+  return [{k: np.asarray(v).tobytes() if np.asarray(v).dtype != object else repr(v)
+           for k, v in r.items()} for r in reader.read(range(len(reader)))]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  out = tmp_path_factory.mktemp("synthetic")
+  result = subprocess.run([sys.executable, "-m", "swaptalk_jax.cli", "prepare", "synthetic",
+                           "--out", str(out), *FLAGS], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return out, result.stdout
+
+
+def test_cli_writes_identity_splits_and_reports_counts(prepared):
+  out, stdout = prepared
+  path = out / "synthetic" / "1.0.0"
+  assert f"wrote {path}" in stdout
+  assert "train: 2 clips, 2 identities, 4 records, 60 frames" in stdout
+  assert "test: 2 clips, 2 identities, 4 records, 60 frames" in stdout
+  meta = dataset.load_meta(path)
+  ids = {s: {c.identity for c in t} for s, t in meta.clip_tables.items()}
+  assert ids == dict(train={"syn00000", "syn00001"}, test={"syn00002", "syn00003"})
+  for split, table in meta.clip_tables.items():  # ground-truth partners stay inside the split
+    for c in table:
+      assert c.extras["swap_gt_identity"] in ids[split] - {c.identity}
+  assert meta.extras["swap_gt_frames"].kind == "frames"
+  assert meta.extras["resync_audio"].kind == "audio"
+
+
+def test_same_seed_same_records_other_seed_differs(prepared, tmp_path):
+  out, _ = prepared
+  again = prepare.prepare_synthetic(tmp_path / "a", 4, 1, 1.2, 48, 0, 2)
+  assert _records(again, "train") == _records(out / "synthetic" / "1.0.0", "train")
+  other = prepare.prepare_synthetic(tmp_path / "b", 4, 1, 1.2, 48, 1, 2)
+  assert _records(other, "train") != _records(again, "train")
+
+
+def test_records_round_trip_to_the_rendered_clip(prepared):
+  from data_prep import synthetic  # pylint: disable=import-outside-toplevel
+  out, _ = prepared
+  path = out / "synthetic" / "1.0.0"
+  meta = dataset.load_meta(path)
+  entry = meta.clip_tables["test"][1]
+  reader = dataset.SplitReader(path, "test")
+  clip = records.records_to_clip(
+      reader.read(range(entry.first_record, entry.first_record + entry.num_chunks)), meta.extras)
+  want = synthetic.make_clip(3, 0, 0, 1.2, 48, partners=[2, 3])
+  assert clip.clip_id == want.clip_id and clip.num_frames == want.num_frames == 30
+  assert np.abs(clip.frames.astype(int) - want.frames).mean() < 3  # JPEG q95
+  np.testing.assert_allclose(clip.audio, want.audio, atol=1 / 32768)
+  np.testing.assert_array_equal(clip.extras["mouth_openness"], want.extras["mouth_openness"])
+
+
+def test_every_stage_reads_the_synthetic_set_with_exact_swap_ground_truth(prepared):
+  out, _ = prepared
+  config = pipelines.default_data_config()
+  config.sources = [dict(name="synthetic", data_dir=str(out), weight=1.0)]
+  config.image_size, config.batch_size = 48, 4
+  config.swap.same_identity_fraction = 0.0
+  batch = next(pipelines.make_train_iterator("swap", config))
+  assert batch["has_gt"].all() and not batch["same_identity"].any()
+  assert not np.array_equal(batch["target_gt"], batch["target"])
+  for stage in ("vqgan", "lip_expert", "lipsync"):
+    assert next(pipelines.make_eval_iterator(stage, config))
+
+
+def test_other_params_into_the_same_dir_is_an_error(prepared):
+  out, _ = prepared
+  with pytest.raises(ValueError, match="already holds"):
+    prepare.prepare_synthetic(out, 4, 1, 1.2, 48, 5, 2)
+
+
+def test_bad_split_sizes_are_errors(tmp_path):
+  with pytest.raises(ValueError, match="test_identities"):
+    prepare.prepare_synthetic(tmp_path, 3, 1, 1.0, 32, 0, 2)
+
+
+def test_real_sources_dispatch_to_data_prep_real_cli(monkeypatch):
+  calls = []
+  fake = types.ModuleType("data_prep.real.cli")
+  fake.main = lambda source, argv: calls.append((source, argv))
+  monkeypatch.setitem(sys.modules, "data_prep.real.cli", fake)
+  import data_prep.real  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(data_prep.real, "cli", fake, raising=False)
+  prepare.main(["swaptalk prepare", "hdtf", "--manual_dir", "x"])
+  assert calls == [("hdtf", ["swaptalk prepare hdtf", "--manual_dir", "x"])]
+
+
+def test_missing_real_source_module_is_a_clear_error(monkeypatch, capsys):
+  monkeypatch.setitem(sys.modules, "data_prep.real.cli", None)
+  with pytest.raises(SystemExit) as e:
+    prepare.main(["swaptalk prepare", "voxceleb2"])
+  assert e.value.code == 2
+  assert "'voxceleb2' is not available" in capsys.readouterr().err
+
+
+def test_unknown_source_and_missing_out_are_usage_errors(capsys):
+  with pytest.raises(SystemExit) as e:
+    prepare.main(["swaptalk prepare", "imagenet"])
+  assert e.value.code == 2 and "unknown source 'imagenet'" in capsys.readouterr().err
+  with pytest.raises(SystemExit) as e:
+    prepare.main(["swaptalk prepare", "synthetic", "--identities", "4"])
+  assert e.value.code == 2 and "out" in capsys.readouterr().err
