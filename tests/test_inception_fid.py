@@ -209,6 +209,9 @@ def test_state_dict_with_wrong_shape_is_rejected():
            "Mixed_7c.branch_pool.bn.running_var": np.ones(192, np.float32)}
   with pytest.raises(params_io.PretrainedFileError, match="wrong shape"):
     convert_inception.variables_from_state_dict(state)
+  state["fc.weight"] = np.zeros((1000, 2048), np.float32)
+  with pytest.raises(params_io.PretrainedFileError, match="1000 classes"):
+    convert_inception.variables_from_state_dict(state)
 
 
 # ---------------------------------------------------------------- FID statistics

@@ -75,7 +75,7 @@ def test_syncnet_matches_pytorch_reference(tmp_path):
   from swaptalk_jax.convert import syncnet as convert_syncnet
   model = _torch_reference()
   src, dst = tmp_path / "syncnet_v2.model", tmp_path / "syncnet.safetensors"
-  torch.save(model.state_dict(), src)
+  torch.save(model.state_dict(), src, _use_new_zipfile_serialization=False)  # pre-1.6 format
   convert_syncnet.convert(str(src), str(dst))
   variables = convert_syncnet.load_variables(str(dst))
 

@@ -3,7 +3,9 @@
 The Flax module mirrors the torch names, so the mapping is per leaf: conv `weight` OIHW -> `kernel`
 HWIO; BatchNorm `weight`/`bias` -> params `scale`/`bias`, `running_mean`/`running_var` ->
 batch_stats `mean`/`var`. The 1008-way `fc` classifier is not needed for pool3 features and is
-dropped. Every other key must map onto the model exactly (no missing, extra or mis-shaped arrays).
+dropped, but its size tells the FID graph (1008 classes) from torchvision's ImageNet model (1000),
+whose same-named weights would give incomparable FIDs. Every other key must map onto the model
+exactly (no missing, extra or mis-shaped arrays).
 """
 from typing import Any, Mapping
 
@@ -14,6 +16,7 @@ from swaptalk_jax.models import inception
 
 NETWORK = "inception"
 VARIANT = "pt_inception-2015-12-05"
+FID_CLASSES = 1008  # the TF 2015-12-05 graph's classifier; torchvision's ImageNet model has 1000
 _BN_LEAVES = {"weight": ("params", "scale"), "bias": ("params", "bias"),
               "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
 
@@ -56,6 +59,12 @@ def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "st
   """pytorch-fid FID Inception state dict -> {'params', 'batch_stats'} nested numpy dicts."""
   common.require_keys(state, ["Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.bn.running_var"],
                       source, "pytorch-fid FID InceptionV3")
+  classes = np.shape(state.get("fc.weight", np.zeros((FID_CLASSES, 0))))[0]
+  if classes != FID_CLASSES:
+    raise params_io.PretrainedFileError(
+        f"{source}: classifier has {classes} classes; the FID graph has {FID_CLASSES} (torchvision's "
+        "ImageNet InceptionV3 gives FID values that are not comparable); "
+        + params_io.SOURCES[NETWORK])
   variables: dict = {}
   for key, value in state.items():
     *modules, leaf = key.split(".")
