@@ -136,7 +136,8 @@ def test_mfcc_filterbank_matches_reference_at_other_rates():
 def _reference_scores(lip, audio, vshift):
   """syncnet_python's calc_pdist + evaluate, loop by loop."""
   n = len(lip)
-  padded = np.concatenate([np.zeros((vshift, audio.shape[1])), audio, np.zeros((vshift, audio.shape[1]))])
+  zeros = np.zeros((vshift, audio.shape[1]))
+  padded = np.concatenate([zeros, audio, zeros])
   dists = [[np.sqrt(np.sum((lip[i] - padded[i + j] + 1e-6) ** 2)) for j in range(2 * vshift + 1)]
            for i in range(n)]
   mdist = np.mean(np.array(dists), axis=0)

@@ -44,7 +44,8 @@ def check_variables_match(variables: Mapping[str, Any], expected: Any, source: s
     if items:
       problems.append(f"{label} ({len(items)}): {items[:4]}{' ...' if len(items) > 4 else ''}")
   if problems:
-    raise params_io.PretrainedFileError(f"{source}: does not match the model; " + "; ".join(problems))
+    raise params_io.PretrainedFileError(
+        f"{source}: does not match the model; " + "; ".join(problems))
 
 
 def _flat_shapes(tree: Mapping[str, Any], prefix: str = "") -> dict:
@@ -62,8 +63,8 @@ def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "st
   classes = np.shape(state.get("fc.weight", np.zeros((FID_CLASSES, 0))))[0]
   if classes != FID_CLASSES:
     raise params_io.PretrainedFileError(
-        f"{source}: classifier has {classes} classes; the FID graph has {FID_CLASSES} (torchvision's "
-        "ImageNet InceptionV3 gives FID values that are not comparable); "
+        f"{source}: classifier has {classes} classes; the FID graph has {FID_CLASSES} "
+        "(torchvision's ImageNet InceptionV3 gives FID values that are not comparable); "
         + params_io.SOURCES[NETWORK])
   variables: dict = {}
   for key, value in state.items():
@@ -83,7 +84,7 @@ def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "st
 
 
 def convert(src: str, dst: str, **unused_kwargs) -> dict:
-  """Reads pytorch-fid's .pth (no torch needed) and writes the params file; returns the variables."""
+  """Reads pytorch-fid's .pth (no torch needed), writes the params file, returns the variables."""
   state = common.read_torch_state_dict(src)
   variables = variables_from_state_dict(state, src)
   params_io.save_params(dst, variables, network=NETWORK, variant=VARIANT,
@@ -92,7 +93,7 @@ def convert(src: str, dst: str, **unused_kwargs) -> dict:
 
 
 def load_variables(path: str) -> dict:
-  """A converted file -> variables for `FIDInceptionV3().apply`; clear errors if missing/mismatched."""
+  """A converted file -> variables for `FIDInceptionV3().apply`; clear error if missing or wrong."""
   variables, _ = params_io.load_pretrained(NETWORK, path, expected_variant=VARIANT)
   check_variables_match(variables, inception.abstract_variables(), path)
   return variables

@@ -1,4 +1,4 @@
-"""syncnet_python's `syncnet_v2.model` (a torch state dict) -> our SyncNet params file, and its loader.
+"""syncnet_python's `syncnet_v2.model` (torch state dict) -> our SyncNet params file; its loader.
 
 Per leaf: Conv2d OIHW -> HWIO; the lip stream's Conv3d (O, C, T, H, W) -> (H, W, T*C, O), frames
 stacked frame-major as `SyncNet.lip_features` does (T is 5 for the first layer, 1 after); Linear

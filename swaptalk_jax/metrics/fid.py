@@ -1,4 +1,4 @@
-"""FID: feature statistics accumulated in float64 over batches, and the Frechet distance between them.
+"""FID: feature statistics accumulated in float64 over batches, and the Frechet distance of two.
 
 The statistics merge batch by batch (Chan et al.'s pairwise update of mean and centred scatter), so
 large feature means do not cost precision the way a raw sum of outer products would. Covariance is
@@ -90,7 +90,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
 
 
 def inception_embedder(variables: Any, dtype=jnp.float32) -> Callable[[np.ndarray], np.ndarray]:
-  """A jitted images (N, H, W, 3) in [0, 1] -> (N, 2048) function over converted Inception variables."""
+  """Jitted images (N, H, W, 3) in [0, 1] -> (N, 2048) features, over converted variables."""
   model = inception.FIDInceptionV3(dtype=dtype)
   apply = jax.jit(model.apply)
   return lambda images: np.asarray(apply(variables, images))

@@ -30,7 +30,8 @@ class SyncScores:
   min_distance: float
 
 
-def shifted_distances(lip: np.ndarray, audio: np.ndarray, vshift: int = DEFAULT_VSHIFT) -> np.ndarray:
+def shifted_distances(lip: np.ndarray, audio: np.ndarray,
+                      vshift: int = DEFAULT_VSHIFT) -> np.ndarray:
   """(N, 2 * vshift + 1) distances of lip window i to audio window i + s for s = -vshift..vshift."""
   lip, audio = np.asarray(lip, np.float64), np.asarray(audio, np.float64)
   if lip.shape != audio.shape or lip.ndim != 2:

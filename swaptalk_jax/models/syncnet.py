@@ -5,8 +5,10 @@ Two streams into a shared 1024-d space:
 - lip: 5 consecutive 224x224 face crops, BGR in 0..255 as cv2 reads them (no normalisation) ->
   conv stack -> 512 -> MLP. The reference's first layer is a Conv3d whose 5-frame temporal kernel
   spans the whole window, and every later 3-D op has temporal size 1, so the stream is exactly a 2-D
-  network over the 5 frames stacked as 15 channels (frame-major); the converter reshapes that kernel.
-Submodule names are the PyTorch `nn.Sequential` keys with '.' -> '_' (`netcnnaud_0` = `netcnnaud.0`).
+  network over the 5 frames stacked as 15 channels (frame-major); the converter reshapes that
+  kernel.
+Submodule names are the PyTorch `nn.Sequential` keys with '.' -> '_' (`netcnnaud_0` is
+`netcnnaud.0`).
 Variables: {'params', 'batch_stats'}; BatchNorm uses running statistics (eps 1e-5), frozen.
 """
 from typing import Any
