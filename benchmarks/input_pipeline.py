@@ -1,8 +1,8 @@
 """Input pipeline figures per stage at 256x256: samples/s per core, bytes read per sample, memory.
 
 `python benchmarks/input_pipeline.py [--data_dir DIR --name NAME] [--batches 8] [--step_rate 2.0
---per_host_batch 32]`. Without --data_dir it prepares a small synthetic set (toy clips if the
-synthetic renderer is not importable) in a temporary folder first. Samples per core = samples per
+--per_host_batch 32] [--worker_memory]`. Without --data_dir it prepares a small synthetic set (3
+train identities x 2 clips x 3 s) in a temporary folder first. Samples per core = samples per
 CPU-second of this process (one read thread, no workers), so the figure does not depend on how
 busy the shared machine is; wall samples/s are printed beside it. Baseline (ratio 1.0): reading
 and decoding one JPEG frame per sample with no pipeline around it.
@@ -31,8 +31,8 @@ STAGES = ("vqgan", "swap", "lip_expert", "lipsync")
 
 def _prepare(out: pathlib.Path, size: int) -> tuple[str, str]:
   from swaptalk_jax.commands import prepare  # pylint: disable=import-outside-toplevel
-  path = prepare.prepare_synthetic(out, identities=4, clips_per_identity=2, seconds=4.0,
-                                   resolution=size, seed=0, test_identities=1)
+  path = prepare.prepare_synthetic(out, identities=5, clips_per_identity=2, seconds=3.0,
+                                   resolution=size, seed=0, test_identities=2)
   return str(out), path.parent.name
 
 

@@ -229,3 +229,20 @@ def test_bad_jpeg_fails_with_file_and_record(tmp_path, monkeypatch):
   with pytest.raises(RecordError, match=r"toy_pipe-train\.array_record-\d+-of-\d+ record \d+.*"
                                         r"bad JPEG"):
     _take(pipelines.make_train_iterator("vqgan", _config(tmp_path)), 1)
+
+
+@pytest.mark.multiprocess
+def test_worker_processes_give_the_same_batches_and_resume(data_dir):
+  threads = _take(pipelines.make_train_iterator("lipsync", _config(data_dir)), 4)
+  it = pipelines.make_train_iterator("lipsync", _config(data_dir, worker_count=1))
+  try:
+    _assert_same(_take(it, 2), threads[:2])
+    state = it.get_state()
+  finally:
+    it.close()
+  resumed = pipelines.make_train_iterator("lipsync", _config(data_dir, worker_count=1))
+  try:
+    resumed.set_state(state)
+    _assert_same(_take(resumed, 2), threads[2:])
+  finally:
+    resumed.close()
