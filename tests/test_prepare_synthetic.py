@@ -46,9 +46,11 @@ def test_cli_writes_identity_splits_and_reports_counts(prepared):
   assert meta.extras["resync_audio"].kind == "audio"
 
 
+@pytest.mark.multiprocess
 def test_same_seed_same_records_other_seed_differs(prepared, tmp_path):
   out, _ = prepared
-  again = prepare.prepare_synthetic(tmp_path / "a", 4, 1, 1.2, 48, 0, 2)
+  # Rendered in 2 worker processes this time: the same records as the in-process CLI run.
+  again = prepare.prepare_synthetic(tmp_path / "a", 4, 1, 1.2, 48, 0, 2, workers=2)
   assert _records(again, "train") == _records(out / "synthetic" / "1.0.0", "train")
   other = prepare.prepare_synthetic(tmp_path / "b", 4, 1, 1.2, 48, 1, 2)
   assert _records(other, "train") != _records(again, "train")
