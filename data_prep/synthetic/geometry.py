@@ -144,7 +144,7 @@ _EYE_X = np.array([-1.0, -0.33, 0.33, 1.0, 0.33, -0.33])
 _EYE_UPPER = np.array([False, True, True, False, False, False])
 _MOUTH_OUTER_X = np.array([-1.0, -0.6, -0.25, 0.0, 0.25, 0.6, 1.0, 0.6, 0.25, 0.0, -0.25, -0.6])
 _MOUTH_INNER_X = np.array([-0.88, -0.4, 0.0, 0.4, 0.88, 0.4, 0.0, -0.4])
-_JAW_ANGLE = np.linspace(-0.25, np.pi + 0.25, 17)
+_JAW_ANGLE = np.linspace(-0.1, np.pi + 0.1, 17)
 
 
 def canonical_landmarks(identity: Identity, openness: np.ndarray, blink: np.ndarray):
