@@ -38,7 +38,9 @@ def face_frames(num: int, size: tuple[int, int] = (192, 160), fps: float = 30.0,
                 faces: int = 1) -> np.ndarray:
   """uint8 [num,H,W,3]: the astronaut's face moving (shift +-6%, rotate +-6 deg, scale +-4%)."""
   photo = skimage.data.astronaut()[20:300, 90:350]  # head and shoulders, face centred
-  h, w = size
+  full_h, full_w = size
+  r = min(1.0, 512 / max(size))  # render large frames at <= 512 px, then upscale (fast 4K)
+  h, w = max(2, round(full_h * r)), max(2, round(full_w * r))
   out = []
   for i in range(num):
     t = i / fps
@@ -51,7 +53,10 @@ def face_frames(num: int, size: tuple[int, int] = (192, 160), fps: float = 30.0,
     m[:, 2] += (tx, ty)
     tile = cv2.warpAffine(base, m, (tile_w, h), borderMode=cv2.BORDER_REFLECT)
     frame = np.concatenate([tile] * faces, axis=1)
-    out.append(np.pad(frame, ((0, 0), (0, w - frame.shape[1]), (0, 0)), mode="edge"))
+    frame = np.pad(frame, ((0, 0), (0, w - frame.shape[1]), (0, 0)), mode="edge")
+    if r < 1.0:
+      frame = cv2.resize(frame, (full_w, full_h), interpolation=cv2.INTER_LINEAR)
+    out.append(frame)
   return np.stack(out)
 
 
@@ -60,6 +65,7 @@ def talking_video(path, seconds: float = 2.0, fps: float = 30.0, sample_rate: in
                   faces: int = 1, audio: bool = True) -> str:
   """A face with head motion + real speech. rotation: display metadata (frames are stored rotated
   the other way, so a correct reader shows them upright). vfr: jittered frame times."""
+  pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
   n = int(round(seconds * fps))
   frames = face_frames(n, size, fps, faces)
   if rotation:
@@ -107,7 +113,7 @@ def broken_corpus(root) -> dict[str, str]:
   (root / "truncated.mp4").write_bytes(data[:len(data) // 2])
   os.remove(root / "truncated_src.mp4")
   # 4K vertical (2160x3840), short; the face fills the frame width.
-  talking_video(root / "vertical_4k.mp4", seconds=1.2, fps=25, size=(3840, 2160))
+  talking_video(root / "vertical_4k.mp4", seconds=0.6, fps=25, size=(3840, 2160))
   return {"good": "ok", "vertical_4k": "ok", "no_audio": "audio", "audio_only": "probe",
           "no_face": "segment", "two_faces": "segment", "zero_length": "probe", "text": "probe",
           "truncated": "probe"}

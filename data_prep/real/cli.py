@@ -95,7 +95,8 @@ def main(source: str, argv: list[str]) -> int:
   keys = {}
   for s in finished:
     keys.setdefault(s.split, []).append(s.key)
-  path = build.build(args.name, staging, out, keys, splits=("train", "test"))
+  # TFDS cannot write an empty split: only splits with items are written.
+  path = build.build(args.name, staging, out, keys, splits=tuple(sorted(keys)))
   print(f"wrote {path} ({', '.join(f'{k}: {len(v)} items' for k, v in sorted(keys.items()))})")
   return 0
 

@@ -45,7 +45,7 @@ def specs_from_rule(root, identity_regex: str = DEFAULT_RULE, test_percent: floa
       identity = m.group("identity")
     out.append(ClipSpec(key=safe_key(os.path.splitext(rel)[0]), path=str(path), identity=identity,
                         split=split_by_identity(identity, test_percent)))
-  return out, problems
+  return sorted(out, key=lambda s: s.path), problems
 
 
 def specs_from_manifest(root, manifest_csv, test_percent: float = 10.0):
