@@ -85,6 +85,51 @@ def test_every_stage_reads_the_synthetic_set_with_exact_swap_ground_truth(prepar
     assert next(pipelines.make_eval_iterator(stage, config))
 
 
+def test_lipsync_resync_ground_truth_matches_the_renderer(prepared):
+  from data_prep import synthetic  # pylint: disable=import-outside-toplevel
+  from swaptalk_jax.audio.mel import log_mel  # pylint: disable=import-outside-toplevel
+  out, _ = prepared
+  config = pipelines.default_data_config()
+  config.sources = [dict(name="synthetic", data_dir=str(out), weight=1.0)]
+  config.image_size, config.batch_size = 48, 4
+  config.lipsync.resync_gt = True
+  config = pipelines.resolve_config(config)
+  plans, _ = pipelines.plan_dataset("lipsync", config, "train", True)
+  batch = next(pipelines.make_train_iterator("lipsync", config))
+  assert batch["resync_target"].shape == (4, 5, 48, 48, 3)
+  assert batch["resync_mel"].shape == (4, 5, 16, 80) and batch["resync_mel_window"].shape == (4, 16, 80)
+  # First example: compare with the renderer's own re-synced frames and the re-sync audio's mel.
+  plan = plans[0]
+  path = pipelines.dataset_path(config.sources[0])
+  meta = dataset.load_meta(path)
+  record, frame, _ = plan["images"]["resync_target"][0]
+  entry = next(c for c in meta.clip_tables["train"]
+               if c.first_record <= record < c.first_record + c.num_chunks)
+  clip_frame = sum(entry.chunk_frames[:record - entry.first_record]) + frame
+  ident, index = int(entry.clip_id[3:8]), int(entry.clip_id[-3:])
+  want = synthetic.make_clip(ident, index, 0, 1.2, 48, partners=[0, 1])
+  got = (batch["resync_target"][0] + 1) * 127.5
+  assert np.abs(got - want.extras["resync_gt_frames"][clip_frame:clip_frame + 5]).mean() < 3
+  step = plan["mels"]["resync_mel_window"][1]
+  full = log_mel(want.extras["resync_audio"])
+  np.testing.assert_allclose(batch["resync_mel_window"][0], full[step:step + 16], atol=0.05)
+  assert np.abs(batch["resync_mel_window"][0] - batch["mel_window"][0]).mean() > 0.1
+
+
+def test_resync_ground_truth_on_a_dataset_without_it_is_an_error(tmp_path):
+  from swaptalk_jax.data import tfds_builder, toy_clips  # pylint: disable=import-outside-toplevel
+  source = tfds_builder.ClipSource(
+      "plain", lambda split, _: [toy_clips.toy_clip(f"{split}{i}", f"id{i}", 12, 16, i)
+                                 for i in range(2)])
+  tfds_builder.prepare(source, tmp_path)
+  config = pipelines.default_data_config()
+  config.sources = [dict(name="plain", data_dir=str(tmp_path), weight=1.0)]
+  config.image_size, config.batch_size = 16, 2
+  config.lipsync.resync_gt = True
+  with pytest.raises(ValueError, match="resync_gt needs"):
+    pipelines.make_train_iterator("lipsync", config)
+
+
 def test_other_params_into_the_same_dir_is_an_error(prepared):
   out, _ = prepared
   with pytest.raises(ValueError, match="already holds"):

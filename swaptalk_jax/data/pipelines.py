@@ -8,7 +8,8 @@ numpy arrays; the iterator has get_state/set_state and checkpoints with the mode
 `grain.checkpoint.CheckpointSave/CheckpointRestore`.
 
 Batch keys: vqgan {image}; swap {source, target, target_gt, has_gt, same_identity};
-lip_expert {frames, mel, label}; lipsync {target, reference, mel, mel_window}.
+lip_expert {frames, mel, label}; lipsync {target, reference, mel, mel_window} (+ resync_target,
+resync_mel, resync_mel_window with lipsync.resync_gt).
 """
 import pathlib
 
@@ -36,7 +37,9 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.swap = ml_collections.ConfigDict(dict(same_identity_fraction=0.5))
   c.lip_expert = ml_collections.ConfigDict(dict(window=5, positive_fraction=0.5,
                                                 min_offset_frames=5))
-  c.lipsync = ml_collections.ConfigDict(dict(window=5, reference_min_distance=5))
+  # resync_gt: also yield resync_target [B,5,S,S,3], resync_mel [B,5,16,80] and resync_mel_window
+  # [B,16,80]: exact ground truth for lip-sync to other audio (datasets that render it: synthetic).
+  c.lipsync = ml_collections.ConfigDict(dict(window=5, reference_min_distance=5, resync_gt=False))
   return c
 
 

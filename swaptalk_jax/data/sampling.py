@@ -83,6 +83,13 @@ class PlanSampler(grain.transforms.RandomMap):
     self.eligible = eligible_records(self.index, stage, self.window)
     if len(self.eligible) == 0:
       raise ValueError(f"{dataset_dir} {split}: no records usable for stage {stage!r}")
+    extras = dataset.cached_meta(dataset_dir).extras
+    if stage == "lipsync" and self.cfg.get("resync_gt") and not (
+        getattr(extras.get("resync_gt_frames"), "kind", None) == "frames"
+        and getattr(extras.get("resync_audio"), "kind", None) == "audio"):
+      raise ValueError(f"{dataset_dir}: lipsync.resync_gt needs the extras resync_gt_frames and "
+                       f"resync_audio (the synthetic set has them); this dataset has "
+                       f"{sorted(extras)}")
     if stage == "swap" and len(self.index.identities) < 2 and \
         self.cfg.get("same_identity_fraction", 0.5) < 1:
       raise ValueError(f"{dataset_dir} {split}: swap pairs across identities need >= 2 identities, "
@@ -179,3 +186,12 @@ class PlanSampler(grain.transforms.RandomMap):
     plan["mels"]["mel"] = [(record, mel_start_for_frame(clip_frame + k - half), "mel")
                            for k in range(self.window)]
     plan["mels"]["mel_window"] = (record, mel_start_for_frame(clip_frame), "mel")
+    if self.cfg.get("resync_gt"):
+      # Exact ground truth of lip-sync to other audio: the same frames re-rendered with the mouth
+      # driven by the clip's re-sync audio, and that audio's mel windows.
+      plan["images"]["resync_target"] = [(record, start + k, "x_resync_gt_frames")
+                                         for k in range(self.window)]
+      plan["mels"]["resync_mel"] = [(r, step, "x_resync_audio_mel") for r, step, _ in
+                                    plan["mels"]["mel"]]
+      plan["mels"]["resync_mel_window"] = (record, mel_start_for_frame(clip_frame),
+                                           "x_resync_audio_mel")
