@@ -218,3 +218,25 @@ class OnnxGraph:
       else:
         result.append(node)
     return result
+
+
+def _flat_shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple]:
+  shapes = {}
+  for key, value in tree.items():
+    path = f"{prefix}/{key}" if prefix else key
+    shapes.update(_flat_shapes(value, path) if isinstance(value, Mapping)
+                  else {path: tuple(np.shape(value))})
+  return shapes
+
+
+def check_params_match(params: Mapping[str, Any], expected: Mapping[str, Any], source: str) -> None:
+  """Raises if a converted tree differs from the model's init tree (arrays or ShapeDtypeStructs)
+  in names or shapes."""
+  got, want = _flat_shapes(params), _flat_shapes(expected)
+  missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+  if missing or extra:
+    raise ValueError(f"{source}: converted params do not match the model: missing {missing[:5]}, "
+                     f"unexpected {extra[:5]}")
+  wrong = [f"{k}: {got[k]} vs {want[k]}" for k in want if got[k] != want[k]]
+  if wrong:
+    raise ValueError(f"{source}: converted shapes differ from the model: {wrong[:5]}")

@@ -38,7 +38,8 @@ class PretrainedFileError(ValueError):
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
-  """Nested dict of arrays -> {'a/b/c': np.ndarray} (f32 arrays stay f32)."""
+  """Nested dict of arrays -> {'a/b/c': array}; leaves with a shape (jax arrays, ShapeDtypeStructs)
+  are kept as they are, anything else becomes a numpy array."""
   flat = {}
   for key, value in params.items():
     if SEPARATOR in key:
@@ -47,7 +48,7 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, np.
     if isinstance(value, Mapping):
       flat.update(flatten_params(value, path))
     else:
-      flat[path] = np.asarray(value)
+      flat[path] = value if hasattr(value, "shape") else np.asarray(value)
   return flat
 
 
@@ -63,10 +64,29 @@ def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
   return nested
 
 
+def random_params(shapes: Mapping[str, Any], seed: int = 0) -> dict[str, Any]:
+  """Stand-in params with the shapes of `shapes` (e.g. `jax.eval_shape(model.init, ...)`), drawn
+  with numpy: no per-parameter XLA compiles, so tests and benchmarks of big frozen nets start fast.
+
+  kernels ~ N(0, 1/fan_in); norm 'scale'/'var' 1; 'alpha' (PReLU) 0.25; everything else 0.
+  """
+  rng = np.random.default_rng(seed)
+  filled = {}
+  for path, leaf in flatten_params(shapes).items():
+    shape, name = tuple(leaf.shape), path.rsplit(SEPARATOR, 1)[-1]
+    if name == "kernel":
+      fan_in = int(np.prod(shape[:-1]))
+      filled[path] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+    else:
+      value = {"scale": 1.0, "var": 1.0, "alpha": 0.25}.get(name, 0.0)
+      filled[path] = np.full(shape, value, np.float32)
+  return unflatten_params(filled)
+
+
 def save_params(path: str, params: Mapping[str, Any], *, network: str, variant: str,
                 extra_metadata: Mapping[str, str] | None = None) -> None:
   """Writes a nested params dict (np/jax arrays) and its header to `path` (.safetensors)."""
-  flat = {k: np.ascontiguousarray(v) for k, v in flatten_params(params).items()}
+  flat = {k: np.ascontiguousarray(np.asarray(v)) for k, v in flatten_params(params).items()}
   metadata = {"format_version": FORMAT_VERSION, "network": network, "variant": variant}
   metadata.update({k: str(v) for k, v in (extra_metadata or {}).items()})
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -163,15 +163,28 @@ def iresnet(variant: str = "r50", dtype: Dtype = jnp.float32) -> IResNet:
   return IResNet(blocks=VARIANTS[variant], dtype=dtype)
 
 
-def init_arcface_params(rng: jax.Array, variant: str = "r50") -> dict:
-  """Random params of an IResNet variant (tests, shapes); real ones come from `swaptalk convert`."""
-  x = jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), jnp.float32)
-  return nn.unbox(iresnet(variant).init(rng, x)["params"])
+def arcface_param_shapes(variant: str = "r50", blocks: Sequence[int] | None = None) -> dict:
+  """ShapeDtypeStructs of the params of a variant (or of any `blocks` per stage); no computation."""
+  model = iresnet(variant) if blocks is None else IResNet(blocks=tuple(blocks))
+  x = jax.ShapeDtypeStruct((1, INPUT_SIZE, INPUT_SIZE, 3), jnp.float32)
+  return nn.unbox(jax.eval_shape(model.init, jax.random.key(0), x)["params"])
+
+
+def init_arcface_params(seed: int = 0, variant: str = "r50", blocks: Sequence[int] | None = None
+                        ) -> dict:
+  """Random stand-in params (tests, benchmarks); real ones come from `swaptalk convert arcface`."""
+  from swaptalk_jax.convert.params_io import random_params  # pylint: disable=g-import-not-at-top
+  return random_params(arcface_param_shapes(variant, blocks), seed)
+
+
+def blocks_of_params(params: dict) -> tuple[int, ...]:
+  """Blocks per stage of a params tree (e.g. (3, 4, 14, 3) for r50)."""
+  return tuple(sum(1 for name in params if name.startswith(f"layer{s}_")) for s in range(1, 5))
 
 
 def variant_of_params(params: dict) -> str:
   """The variant whose block counts match a params tree (e.g. 'r50')."""
-  counts = tuple(sum(1 for name in params if name.startswith(f"layer{s}_")) for s in range(1, 5))
+  counts = blocks_of_params(params)
   for name, blocks in VARIANTS.items():
     if blocks == counts:
       return name
@@ -180,6 +193,6 @@ def variant_of_params(params: dict) -> str:
 
 def arcface_embed(params: dict, faces: jax.Array, dtype: Dtype = jnp.float32) -> jax.Array:
   """[N, 112, 112, 3] aligned faces in [-1, 1] -> L2-normalised [N, 512] f32 embeddings."""
-  model = IResNet(blocks=VARIANTS[variant_of_params(params)], dtype=dtype)
+  model = IResNet(blocks=blocks_of_params(params), dtype=dtype)
   embedding = model.apply({"params": params}, faces)
   return embedding * jax.lax.rsqrt(jnp.sum(jnp.square(embedding), -1, keepdims=True) + 1e-12)

@@ -54,10 +54,16 @@ class LPIPS(nn.Module):
     return distance
 
 
-def init_lpips_params(rng: jax.Array, image_size: int = 64) -> dict:
-  """Random LPIPS params (tests, shape checks); real ones come from `swaptalk convert lpips`."""
-  x = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
-  return nn.unbox(LPIPS().init(rng, x, x)["params"])
+def lpips_param_shapes() -> dict:
+  """ShapeDtypeStructs of the LPIPS params (the same for every image size); no computation."""
+  x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+  return nn.unbox(jax.eval_shape(LPIPS().init, jax.random.key(0), x, x)["params"])
+
+
+def init_lpips_params(seed: int = 0) -> dict:
+  """Random stand-in params (tests, benchmarks); real ones come from `swaptalk convert lpips`."""
+  from swaptalk_jax.convert.params_io import random_params  # pylint: disable=g-import-not-at-top
+  return random_params(lpips_param_shapes(), seed)
 
 
 def lpips_distance(params: dict, x: jax.Array, y: jax.Array, dtype: Dtype = jnp.float32) -> jax.Array:
