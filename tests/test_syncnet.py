@@ -196,3 +196,22 @@ def test_evaluate_clip_with_stub_embedders_and_bad_inputs():
     lse.evaluate_clip((embed_lip, embed_audio), frames[:5], audio)
   with pytest.raises(ValueError, match="224"):
     lse.evaluate_clip((embed_lip, embed_audio), frames[:, :112], audio)
+
+
+# ---------------------------------------------------------------- face crops
+def test_syncnet_crops_geometry_and_padding():
+  from swaptalk_jax.metrics import syncnet_crop
+  frames = np.zeros((16, 400, 500, 3), np.uint8)
+  frames[:, 100:240, 200:340] = 255  # the "face": a 140 x 140 box
+  boxes = np.tile([200, 100, 340, 240], (16, 1))
+  crops = syncnet_crop.syncnet_crops(frames, boxes)
+  assert crops.shape == (16, 224, 224, 3) and crops.dtype == np.uint8
+  # The box spans rows 0 .. 2/2.8 and columns 0.4/2.8 .. 2.4/2.8 of the crop.
+  rows = np.flatnonzero(crops[0, :, 112, 0] > 127)
+  cols = np.flatnonzero(crops[0, 80, :, 0] > 127)
+  assert abs(rows[0] - 0) <= 1 and abs(rows[-1] + 1 - 160) <= 1, (rows[0], rows[-1])
+  assert abs(cols[0] - 32) <= 1 and abs(cols[-1] + 1 - 192) <= 1, (cols[0], cols[-1])
+  edge = syncnet_crop.syncnet_crops(frames, np.tile([0, 100, 140, 240], (16, 1)))
+  assert (edge[0, 100, :20] == syncnet_crop.PAD_VALUE).all()  # beyond the frame: grey padding
+  with pytest.raises(ValueError, match="boxes"):
+    syncnet_crop.syncnet_crops(frames, boxes[:3])
