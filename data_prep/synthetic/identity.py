@@ -128,7 +128,7 @@ def sample_identity(identity_id: int, seed: int) -> Identity:
       mouth_width=rng.uniform(0.17, 0.25),
       upper_lip=rng.uniform(0.025, 0.045),
       lower_lip=rng.uniform(0.035, 0.065),
-      max_gap=rng.uniform(0.075, 0.11),
+      max_gap=rng.uniform(0.09, 0.13),
       hair_style=style,
       hairline=eye_height - rng.uniform(0.42, 0.55),
       hair_volume=rng.uniform(0.06, 0.2),

@@ -241,7 +241,7 @@ def _mouth(c: _Canvas, ident: Identity, openness: float) -> None:
   if gap * c.edge < 0.5:  # lips closer than a pixel apart: the inner mouth fades out, exactly shut at 0
     inner *= 2.0 * gap * c.edge
   c.paint(box, inner, INNER_MOUTH)
-  d_teeth = np.maximum(v - (upper_inner + np.minimum(0.03, gap)), (np.abs(x) - 0.55) * half_w)
+  d_teeth = np.maximum(v - (upper_inner + np.minimum(0.025, 0.6 * gap)), (np.abs(x) - 0.55) * half_w)
   c.paint(box, np.minimum(inner, c.alpha(d_teeth)), TEETH)
 
 

@@ -100,7 +100,7 @@ def synth_speech(num_samples: int, pitch_hz: float, formant_scale: float,
       name = list(VOWELS)[int(rng.integers(len(VOWELS)))]
       formants = [f * formant_scale for f in VOWELS[name]]
       n = int(rng.uniform(90, 260)) * ms
-      stress = rng.uniform(0.55, 1.0)
+      stress = rng.uniform(0.7, 1.0)
       env = _envelope(n, 20 * ms, 40 * ms)
       vowel = _vowel(n, pitch_hz * rng.uniform(0.9, 1.15), formants, rng) * env * stress * 0.3
       _add(audio, openness, pos, vowel, vowel_openness(VOWELS[name][0]) * env * stress)
