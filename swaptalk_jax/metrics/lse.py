@@ -24,7 +24,10 @@ PAIRWISE_EPS = 1e-6
 
 @dataclasses.dataclass(frozen=True)
 class SyncScores:
-  """One clip's result: LSE-C (`confidence`), LSE-D (`min_distance`) and the AV offset in frames."""
+  """One clip's LSE-C (`confidence`), LSE-D (`min_distance`) and AV offset in frames.
+
+  offset k > 0: lip window i matches audio window i - k best, i.e. the audio leads the video.
+  """
   offset: int
   confidence: float
   min_distance: float
@@ -94,6 +97,7 @@ def evaluate_clip(embedders: tuple[Callable, Callable], frames_bgr: np.ndarray,
                   batch_size: int = 20) -> SyncScores:
   """Scores one clip: 25 fps 224x224 BGR face crops (uint8, as cv2 reads them) + 16 kHz int16 audio.
 
+  The crops should be made as syncnet_python makes them (`metrics.syncnet_crop.syncnet_crops`).
   The audio must be int16 samples (what syncnet_python reads from its pcm_s16le wav): their scale
   enters the MFCC energy term, so float audio in [-1, 1] would give different embeddings.
   """
