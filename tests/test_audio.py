@@ -94,9 +94,9 @@ def test_integer_pcm_is_scaled():
 
 
 @pytest.mark.parametrize("bad", [np.zeros(0), np.array([0.0, np.nan]), np.array([np.inf, 0.0]),
-                                 np.zeros((2, 2, 2))])
+                                 np.zeros((2, 2, 2)), np.zeros((2, 4410))])
 def test_bad_input_is_a_clear_error(bad):
-  with pytest.raises(ValueError, match="empty|NaN|shape"):
+  with pytest.raises(ValueError, match="empty|NaN|shape|channels-first"):
     to_mono_16k(bad, 44100)
 
 

@@ -31,6 +31,9 @@ def to_mono(wave: np.ndarray) -> np.ndarray:
     raise ValueError(f"audio must be [N] or [N, C] (samples first), got shape {wave.shape}")
   if wave.size == 0:
     raise ValueError(f"audio is empty (shape {wave.shape})")
+  if wave.ndim == 2 and wave.shape[1] > wave.shape[0]:
+    raise ValueError(f"audio of shape {wave.shape} looks channels-first [C, N]; pass [N, C] "
+                     "(e.g. PyAV's planar to_ndarray() output transposed)")
   wave = _as_float(wave)
   if not np.all(np.isfinite(wave)):
     raise ValueError("audio contains NaN or Inf samples")
