@@ -132,7 +132,7 @@ def process_item(spec: ClipSpec, config: PrepConfig = PrepConfig(), predictor=No
     if not np.any(np.abs(audio) > 1e-4):
       raise ValueError("audio track is silent")
   with stage("align"):
-    acfg = align.AlignConfig(size=config.crop_size, smooth_sigma=config.smooth_sigma)
+    acfg = config.align()
     to_crop = np.full((num_frames, 2, 3), np.nan)
     for s, e in segs:  # smoothing never crosses a segment (a cut or a gap without the face)
       to_crop[s:e] = align.frame_to_crop_transforms(p.landmarks[s:e], acfg)

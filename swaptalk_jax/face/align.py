@@ -73,6 +73,8 @@ def smooth_points(points: np.ndarray, sigma: float) -> np.ndarray:
 
 def frame_to_crop_transforms(landmarks: np.ndarray, config: AlignConfig = AlignConfig()) -> np.ndarray:
   """[T,68,2] landmarks of one continuous shot -> float64 [T,2,3] frame->crop similarities."""
+  if not np.isfinite(landmarks).all():
+    raise ValueError("landmarks contain NaN (frames without a face): align one face segment at a time")
   pts = smooth_points(lm.five_points(landmarks), config.smooth_sigma)
   dst = template(config)
   return np.stack([fit_similarity(p, dst, config.point_weights) for p in pts])
