@@ -267,8 +267,8 @@ def render(identity: Identity, motion: Motion, mouth_openness: np.ndarray,
   openness = np.asarray(mouth_openness, np.float32)
   if openness.shape != (motion.num_frames,):
     raise ValueError(f"mouth_openness shape {openness.shape} != ({motion.num_frames},) frames of motion")
-  if resolution < 16:
-    raise ValueError(f"resolution {resolution} is too small to draw a face (need >= 16)")
+  if not 16 <= resolution <= _PIXELS.shape[0]:
+    raise ValueError(f"resolution {resolution} is outside the renderer's 16..{_PIXELS.shape[0]} px")
   backdrop = background(identity, resolution)
   all_views = geometry.views(motion, resolution)
   frames = np.empty((motion.num_frames, resolution, resolution, 3), np.uint8)
