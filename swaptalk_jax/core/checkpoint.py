@@ -17,7 +17,6 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-_ITEMS = ("state", "data", "config")
 # Config sections that must match for a checkpoint to be resumed by a run.
 _IDENTITY_KEYS = ("stage", "model")
 
@@ -32,8 +31,10 @@ def make_manager(workdir: str, keep: int, async_save: bool = True) -> ocp.Checkp
       enable_async_checkpointing=async_save,
       cleanup_tmp_directories=True,
       create=True)
+  handlers = dict(state=ocp.StandardCheckpointHandler(), config=ocp.JsonCheckpointHandler(),
+                  data=grain.checkpoint.CheckpointHandler())
   return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
-                               options=options, item_names=_ITEMS)
+                               options=options, item_handlers=handlers)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_iterator: Any,
@@ -54,6 +55,17 @@ def _saved_config(manager: ocp.CheckpointManager, step: int) -> dict:
                                   f"({path}): {e}") from None
 
 
+def _path_name(path) -> str:
+  """'params/generator/Conv_0/kernel' for attribute, dict and sequence keys alike."""
+  parts = []
+  for key in path:
+    for attr in ("name", "key", "idx"):
+      if hasattr(key, attr):
+        parts.append(str(getattr(key, attr)))
+        break
+  return "/".join(parts)
+
+
 def check_compatible(manager: ocp.CheckpointManager, step: int, config: ml_collections.ConfigDict,
                      abstract_state: Any) -> None:
   """Raises CheckpointMismatchError (one line) if the checkpoint at `step` is not this run's kind."""
@@ -67,9 +79,9 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, config: ml_colle
           f"this run {json.dumps(current.get(key), sort_keys=True)[:200]}); use another --workdir")
   metadata = manager.item_metadata(step)["state"]
   saved_tree = getattr(metadata, "tree", metadata)
-  saved_shapes = {jax.tree_util.keystr(p): tuple(m.shape) for p, m in
+  saved_shapes = {_path_name(p): tuple(m.shape) for p, m in
                   jax.tree_util.tree_flatten_with_path(saved_tree)[0] if hasattr(m, "shape")}
-  wanted = {jax.tree_util.keystr(p): tuple(np.shape(x)) for p, x in
+  wanted = {_path_name(p): tuple(np.shape(x)) for p, x in
             jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
   missing = sorted(set(wanted) - set(saved_shapes))
   extra = sorted(set(saved_shapes) - set(wanted))

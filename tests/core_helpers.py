@@ -1,0 +1,66 @@
+"""Shared helpers of the core tests: toy configs, running steps in-process, reading checkpoints."""
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from configs import toy
+from swaptalk_jax.core import sharding
+from swaptalk_jax.core.trainer import build_trainer, global_batch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def toy_config(**overrides):
+  c = toy.get_config()
+  c.train.eval_every = 0
+  c.train.checkpoint_every = 1000
+  c.fsdp_min_size = 64           # so the tiny toy kernels do get sharded under fsdp
+  for key, value in overrides.items():
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+def run_steps(config, workdir, devices, num_steps):
+  """Init (or restore) and run `num_steps` steps in-process; returns (host state, losses)."""
+  trainer = build_trainer(config, workdir, devices=devices)
+  losses = []
+  with jax.set_mesh(trainer.mesh):
+    import flax.linen as nn
+    with nn.logical_axis_rules(sharding.LOGICAL_RULES):
+      state = trainer.restore_or_init()
+      for _ in range(num_steps):
+        state, metrics = trainer.step_fn(state, global_batch(next(trainer.train_iter),
+                                                             trainer.batch_sharding))
+        losses.append(float(metrics["model/loss"]))
+  return trainer, jax.device_get(state), losses
+
+
+def restore_params(config, workdir, devices=None):
+  """The latest checkpoint of `workdir`, restored onto `devices` (default: 1 device), on host."""
+  trainer = build_trainer(config, workdir, devices=devices or jax.devices()[:1])
+  with jax.set_mesh(trainer.mesh):
+    state = trainer.restore_or_init()
+  return jax.device_get(state)
+
+
+def assert_trees_close(a, b, rtol, atol):
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(la) == len(lb)
+  for x, y in zip(la, lb):
+    np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=rtol, atol=atol)
+
+
+def cli_train(args, env_extra=None, devices=1, **kwargs):
+  """Runs `swaptalk train ARGS` in a fresh process with `devices` fake CPU devices."""
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  env.update(env_extra or {})
+  return subprocess.Popen([sys.executable, "-m", "swaptalk_jax.cli", "train", *args], cwd=REPO,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
