@@ -69,6 +69,23 @@ def time_fn_stats(fn: Callable, *args, warmup: int = 2, iters: int = 5):
   return min(times), statistics.median(times), max(times)
 
 
+def interleaved_times(fns: dict, warmup: int = 1, iters: int = 5) -> dict:
+  """{name: [seconds per run]} for zero-arg callables run round-robin, so shared load hits all alike.
+
+  Report min (best case, least disturbed by other processes) and the spread max/min.
+  """
+  for fn in fns.values():
+    for _ in range(warmup):
+      _block(fn())
+  times = {name: [] for name in fns}
+  for _ in range(iters):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      _block(fn())
+      times[name].append(time.perf_counter() - start)
+  return times
+
+
 def measure_matmul_peak(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
   """Best GFLOP/s of an n x n x n jax matmul in `dtype` on the default device (a practical peak)."""
   key_a, key_b = jax.random.split(jax.random.key(0))

@@ -1,13 +1,116 @@
 """The one 2-D convolution every model uses (NHWC activations, HWIO kernels).
 
-Kept as a single function so its backward pass can be tuned in one place for every backend.
+Every model's convolution goes through `conv2d`, so its backward pass is tuned here once.
+
+Why a custom VJP: XLA:CPU computes a convolution's weight gradient as a convolution whose "kernel" is
+the whole output-gradient image and whose output is the tiny kh x kw window. Its CPU conv kernels
+are built for the opposite case: at 256 px, 128 channels that op ran at ~1/5 of the forward conv's
+rate (benchmarks/conv.py). Written instead as one matmul per kernel tap,
+  dK[i, j] = sum over (n, h, w) of g[n, h, w, :]^T x_padded[n, i + s*h, j + s*w, :],
+the weight gradient runs near the CPU's matmul rate. Same products, same sum: only the order of the
+f32 accumulation differs, so results match lax to float tolerance. The input gradient stays XLA's
+own transposed convolution (already as fast as the forward on CPU).
+
+Why `lax.platform_dependent`: TPU and GPU compilers handle the weight-gradient convolution well
+(and fuse it), so only CPU lowering takes the matmul route. The choice is made when lowering for
+a platform, not from the process's default backend, so a function jitted or exported for GPU/TPU
+from a CPU host still gets the plain lax path. The unused branch is constant-folded away by XLA.
 """
+from typing import Sequence, Tuple, Union
+
 import jax
+import jax.numpy as jnp
 from jax import lax
 
+DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+Padding = Union[str, Sequence[Tuple[int, int]]]
 
-def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding="SAME") -> jax.Array:
-  """NHWC x HWIO -> NHWC convolution."""
+
+def explicit_padding(padding: Padding, x_shape, kernel_shape, strides) -> Tuple[Tuple[int, int], ...]:
+  """('SAME' | 'VALID' | [(lo, hi), (lo, hi)]) -> ((lo, hi), (lo, hi)) for the two spatial dims."""
+  if isinstance(padding, str):
+    pads = lax.padtype_to_pads(x_shape[1:3], kernel_shape[:2], strides, padding)
+  else:
+    pads = padding
+  pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+  if len(pads) != 2:
+    raise ValueError(f"conv2d needs padding for 2 spatial dims, got {padding!r}")
+  return pads
+
+
+def lax_conv2d(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
+  """The plain XLA convolution (the reference and the TPU/GPU path)."""
   return lax.conv_general_dilated(
-      x, kernel, window_strides=tuple(strides), padding=padding,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      x, kernel, window_strides=tuple(strides), padding=padding, dimension_numbers=DIMENSION_NUMBERS)
+
+
+def weight_grad_as_matmuls(x: jax.Array, g: jax.Array, kernel_shape, strides, padding) -> jax.Array:
+  """d(loss)/d(kernel) of `lax_conv2d` as one (O x NHW) @ (NHW x C) matmul per kernel tap.
+
+  `g` is the output gradient; it is transposed once, outside the loop, to the matmul's row-major
+  (O, N, H, W) lhs. The taps run in a `lax.scan`, so only one input window (a strided slice of the
+  padded input, made contiguous by the split into stride phases below) is live at a time: written
+  as a Python loop, XLA:CPU makes all kh*kw window copies up front (5x the memory of lax's
+  backward at 256 px, and slower). Products accumulate in f32 whatever the compute dtype.
+  """
+  kh, kw, c, o = kernel_shape
+  sh, sw = strides
+  n, ho, wo, _ = g.shape
+  (top, bottom), (left, right) = padding
+  g_t = jnp.transpose(g, (3, 0, 1, 2))  # (O, N, Ho, Wo)
+  contract_nhw = (((1, 2, 3), (0, 1, 2)), ((), ()))
+  if kh == kw == 1 and sh == sw == 1 and padding == ((0, 0), (0, 0)):
+    grad = lax.dot_general(g_t, x, contract_nhw, preferred_element_type=jnp.float32)
+    return grad.T.reshape(kernel_shape).astype(x.dtype)
+  # Pad to whole stride phases, then split rows and columns by phase: tap (i, j) reads the
+  # contiguous window starting at (i // sh, j // sw) of phase (i % sh, j % sw).
+  rows, cols = x.shape[1] + top + bottom, x.shape[2] + left + right
+  extra_rows, extra_cols = -rows % sh, -cols % sw
+  x_padded = lax.pad(x, jnp.zeros((), x.dtype),
+                     ((0, 0, 0), (top, bottom + extra_rows, 0), (left, right + extra_cols, 0), (0, 0, 0)))
+  phases = x_padded.reshape(n, (rows + extra_rows) // sh, sh, (cols + extra_cols) // sw, sw, c)
+  phases = jnp.transpose(phases, (2, 4, 0, 1, 3, 5))  # (sh, sw, N, rows/sh, cols/sw, C)
+
+  def tap_grad(carry, tap):
+    i, j = tap // kw, tap % kw
+    window = lax.dynamic_slice(phases, (i % sh, j % sw, 0, i // sh, j // sw, 0), (1, 1, n, ho, wo, c))
+    window = window.reshape(n, ho, wo, c)
+    return carry, lax.dot_general(g_t, window, contract_nhw, preferred_element_type=jnp.float32)
+
+  _, grads = lax.scan(tap_grad, None, jnp.arange(kh * kw))  # (kh*kw, O, C)
+  grad = grads.reshape(kh, kw, o, c).transpose(0, 1, 3, 2)
+  return grad.astype(x.dtype)  # conv2d requires kernel.dtype == x.dtype.
+
+
+def _matmul_weight_grad_conv(x, kernel, strides, padding):
+  """`lax_conv2d` whose VJP computes the weight gradient with `weight_grad_as_matmuls` (CPU path)."""
+
+  @jax.custom_vjp
+  def conv(x, kernel):
+    return lax_conv2d(x, kernel, strides, padding)
+
+  def conv_fwd(x, kernel):
+    return lax_conv2d(x, kernel, strides, padding), (x, kernel)
+
+  def conv_bwd(residuals, g):
+    x, kernel = residuals
+    (grad_x,) = jax.linear_transpose(lambda x: lax_conv2d(x, kernel, strides, padding), x)(g)
+    grad_kernel = weight_grad_as_matmuls(x, g, kernel.shape, strides, padding)
+    return grad_x, grad_kernel
+
+  conv.defvjp(conv_fwd, conv_bwd)
+  return conv(x, kernel)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding: Padding = "SAME") -> jax.Array:
+  """NHWC x HWIO -> NHWC convolution, equal to `lax.conv_general_dilated`, fast to train on CPU."""
+  if x.ndim != 4 or kernel.ndim != 4 or x.shape[-1] != kernel.shape[2]:
+    raise ValueError(f"conv2d needs NHWC x HWIO with matching channels, got {x.shape} x {kernel.shape}")
+  if x.dtype != kernel.dtype:
+    raise ValueError(f"conv2d input and kernel dtypes differ: {x.dtype} vs {kernel.dtype}")
+  strides = tuple(int(s) for s in strides)
+  padding = explicit_padding(padding, x.shape, kernel.shape, strides)
+  return lax.platform_dependent(
+      x, kernel,
+      cpu=lambda x, k: _matmul_weight_grad_conv(x, k, strides, padding),
+      default=lambda x, k: lax_conv2d(x, k, strides, padding))
