@@ -84,6 +84,21 @@ def _json_value(value: Any) -> Any:
   return arr.tolist()
 
 
+def clip_table_row(clip_id: str, identity: str, split: str, first_record: int,
+                   clip_records: list[Mapping[str, Any]], meta: Mapping[str, Any] | None = None,
+                   clip_extras: Mapping[str, Any] | None = None) -> dict:
+  """One clip-table row. meta: optional 'quality' (dict), 'sync_offset', 'sync_confidence' and
+  anything else JSON-able (kept under 'meta'); clip_extras: the clip-level extras (strings...)."""
+  meta = dict(meta or {})
+  return dict(
+      clip_id=clip_id, identity=identity, split=split, first_record=first_record,
+      num_chunks=len(clip_records), num_frames=sum(len(r["frames_jpeg"]) for r in clip_records),
+      chunk_frames=[len(r["frames_jpeg"]) for r in clip_records],
+      quality=meta.pop("quality", {}), sync_offset=meta.pop("sync_offset", None),
+      sync_confidence=meta.pop("sync_confidence", None), meta=meta,
+      extras={k: _json_value(v) for k, v in (clip_extras or {}).items()})
+
+
 class ClipDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Chunk records of a `ClipSource`; instantiate through `make_builder`."""
   VERSION = tfds.core.Version("1.0.0")
@@ -118,14 +133,9 @@ class ClipDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       recs = records.clip_to_records(
           clip, self._mel_fn, self._source.extras, chunk_frames=self._options.chunk_frames,
           jpeg_quality=self._options.jpeg_quality, mel_margin=self._options.mel_margin)
-      meta = dict(getattr(clip, "meta", None) or {})
-      table.append(dict(
-          clip_id=clip.clip_id, identity=clip.identity, first_record=index, num_chunks=len(recs),
-          num_frames=clip.num_frames, chunk_frames=[len(r["frames_jpeg"]) for r in recs],
-          split=split, quality=meta.get("quality", {}), sync_offset=meta.get("sync_offset"),
-          sync_confidence=meta.get("sync_confidence"),
-          extras={k: _json_value(clip.extras[k]) for k, s in self._source.extras.items()
-                  if s.kind == "clip"}))
+      table.append(clip_table_row(
+          clip.clip_id, clip.identity, split, index, recs, getattr(clip, "meta", None),
+          {k: clip.extras[k] for k, s in self._source.extras.items() if s.kind == "clip"}))
       for rec in recs:
         yield index, rec  # integer keys + disable_shuffling: records stay in this order
         index += 1
