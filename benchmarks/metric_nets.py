@@ -4,8 +4,10 @@ Baseline: the PyTorch reference architectures of the parity tests (same random w
 the same run with the same thread count, interleaved. Run: `python benchmarks/metric_nets.py`
 (Python 3.11 venv for the PyTorch column; without torch only the JAX rows print).
 """
+import contextlib
 import os
 import pathlib
+import statistics
 import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -38,6 +40,22 @@ def _torch_models():
 
 def _state(model):
   return {k: v.detach().numpy() for k, v in model.state_dict().items()}
+
+
+def _interleaved_medians(fns, rounds: int = 3) -> dict:
+  """Median seconds per function, timed round-robin so a load spike hits every column alike."""
+  no_grad = contextlib.nullcontext()
+  if any(label.startswith("torch") for label in fns):
+    import torch
+    no_grad = torch.no_grad()
+  with no_grad:
+    for fn in fns.values():  # compile / warm up
+      common.time_fn(fn, warmup=0, iters=1)
+    samples = {label: [] for label in fns}
+    for _ in range(rounds):
+      for label, fn in fns.items():
+        samples[label].append(common.time_fn(fn, warmup=0, iters=1))
+  return {label: statistics.median(values) for label, values in samples.items()}
 
 
 def main():
@@ -88,13 +106,7 @@ def main():
   rows = []
   with_torch = torch_models is not None
   for name, batch, fns in cases:
-    times = {}
-    for label, fn in fns.items():
-      if label.startswith("torch"):
-        with torch.no_grad():
-          times[label] = common.time_fn(fn, warmup=1, iters=3)
-      else:
-        times[label] = common.time_fn(fn, warmup=1, iters=3)
+    times = _interleaved_medians(fns)
     baseline = times.get("torch f32")
     for label, seconds in times.items():
       ratio = seconds / baseline if baseline else float("nan")
