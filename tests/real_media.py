@@ -112,8 +112,13 @@ def broken_corpus(root) -> dict[str, str]:
   data = (root / "truncated_src.mp4").read_bytes()
   (root / "truncated.mp4").write_bytes(data[:len(data) // 2])
   os.remove(root / "truncated_src.mp4")
+  # Truncated Matroska (headers in front): the first 60% still decodes and gives a shorter clip.
+  talking_video(root / "truncated_src.mkv", seconds=2.0)
+  data = (root / "truncated_src.mkv").read_bytes()
+  (root / "truncated_prefix.mkv").write_bytes(data[:int(len(data) * 0.6)])
+  os.remove(root / "truncated_src.mkv")
   # 4K vertical (2160x3840), short; the face fills the frame width.
   talking_video(root / "vertical_4k.mp4", seconds=0.6, fps=25, size=(3840, 2160))
-  return {"good": "ok", "vertical_4k": "ok", "no_audio": "audio", "audio_only": "probe",
+  return {"good": "ok", "vertical_4k": "ok", "truncated_prefix": "ok", "no_audio": "audio", "audio_only": "probe",
           "no_face": "segment", "two_faces": "segment", "zero_length": "probe", "text": "probe",
           "truncated": "probe"}

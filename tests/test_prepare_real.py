@@ -57,10 +57,11 @@ def test_broken_corpus_finishes_with_manifest(corpus, prepared):
   leftovers = [p for p in prepared.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
   assert not leftovers
   items = sorted(p.stem for p in (prepared / "corpus_staging" / "items").iterdir())
-  assert items == ["good", "vertical_4k"]
+  assert items == ["good", "truncated_prefix", "vertical_4k"]
   meta = dataset.load_meta(prepared / "corpus" / "1.0.0")
-  ids = sorted(c.clip_id for c in meta.clip_tables["train"])
-  assert ids == ["good_s00", "vertical_4k_s00"]
+  clips = {c.clip_id: c for c in meta.clip_tables["train"]}
+  assert sorted(clips) == ["good_s00", "truncated_prefix_s00", "vertical_4k_s00"]
+  assert 12 <= clips["truncated_prefix_s00"].num_frames < 50  # only the decodable prefix of 2 s
 
 
 def test_records_match_direct_computation(corpus, prepared):

@@ -24,6 +24,7 @@ class DetectorConfig:
   max_work_side: int = 640    # long side of the working image (caps the upsampling of big frames)
   upsample_limit: float = 2.0  # never enlarge small frames more than this
   threshold: float = 0.0      # dlib's SVM score threshold
+  second_look_margin: float = 0.3  # threshold lowered by this near a tracked face (`detect_near`)
 
 
 def work_scale(height: int, width: int, config: DetectorConfig) -> float:
@@ -52,6 +53,28 @@ def detect_faces(frame: np.ndarray, config: DetectorConfig = DetectorConfig()) -
   boxes = boxes[size >= config.min_face]
   area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
   return boxes[np.argsort(-area, kind="stable")]
+
+
+def detect_near(frame: np.ndarray, box: np.ndarray, config: DetectorConfig = DetectorConfig()) -> np.ndarray:
+  """Second look around an expected face `box` (x0, y0, x1, y1): the region (box + 50% each side)
+  searched at a scale where the face is ~2 HOG windows, with the SVM threshold lowered by
+  `second_look_margin` (a face was tracked there a few frames ago). Same output as `detect_faces`.
+  On 55-px faces that HOG missed at score ~-0.1 this recovers them (scores -0.15..0.4 measured)."""
+  h, w = frame.shape[:2]
+  bw, bh = box[2] - box[0], box[3] - box[1]
+  x0, y0 = int(max(0, box[0] - 0.5 * bw)), int(max(0, box[1] - 0.5 * bh))
+  x1, y1 = int(min(w, box[2] + 0.5 * bw)), int(min(h, box[3] + 0.5 * bh))
+  if x1 - x0 < 8 or y1 - y0 < 8:
+    return np.zeros((0, 5), np.float32)
+  size = float(min(bw, bh))
+  local = DetectorConfig(min_face=max(1, int(0.6 * size)), max_work_side=10 ** 6,
+                         upsample_limit=max(config.upsample_limit, 2 * HOG_WINDOW / size),
+                         threshold=config.threshold - config.second_look_margin)
+  boxes = detect_faces(np.ascontiguousarray(frame[y0:y1, x0:x1]), local)
+  boxes[:, [0, 2]] += x0
+  boxes[:, [1, 3]] += y0
+  sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+  return boxes[sizes >= config.min_face]
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -4,7 +4,9 @@ On a detection frame the detector's faces are counted and the tracked face is th
 the previous track most (else the largest). In between, the 68-point predictor runs in a box taken
 from the previous frame's landmarks (mapped to the detector's box convention measured at the last
 detection), which follows head motion at ~2 ms a frame instead of ~30 ms for HOG at 720p.
-A scene cut (or a lost face) forces a fresh detection. Tracked frames are trusted only where the
+When a detection frame finds nothing where the face was being tracked, the detector gets a second,
+closer look around the tracked box (small or slightly turned faces). A scene cut (or a lost face)
+forces a fresh detection. Tracked frames are trusted only where the
 detection frames on both sides saw exactly one face (`FaceTrack.valid`).
 """
 import dataclasses
@@ -74,6 +76,8 @@ class FaceTracker:
     count = -1
     if run_detector:
       boxes = detect.detect_faces(frame, self.config.detector)
+      if boxes.shape[0] == 0 and self._box is not None and not force_detect:
+        boxes = detect.detect_near(frame, self._box, self.config.detector)  # a closer second look
       count = int(boxes.shape[0])
       self._since_detect = 0
       if count == 0:
