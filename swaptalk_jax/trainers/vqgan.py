@@ -251,3 +251,15 @@ def make_task(config: ml_collections.ConfigDict) -> VQGANTask:
       lpips=_pretrained_loss("lpips", cfg.lpips_weight, config.pretrained.lpips_path),
       identity=_pretrained_loss("identity", cfg.identity_weight, config.pretrained.arcface_path,
                                 variant=config.pretrained.arcface_variant))
+
+
+# ----------------------------------------------------------------------------- data
+def make_train_iterator(config: ml_collections.ConfigDict, process_index: int, process_count: int):
+  """Process-local batches {'image': [B, S, S, 3] in [-1, 1]} of `config.data` (grain, resumable)."""
+  from swaptalk_jax.data import pipelines  # pylint: disable=g-import-not-at-top
+  return pipelines.make_train_iterator("vqgan", config.data, process_index, process_count)
+
+
+def make_eval_iterator(config: ml_collections.ConfigDict, process_index: int, process_count: int):
+  from swaptalk_jax.data import pipelines  # pylint: disable=g-import-not-at-top
+  return pipelines.make_eval_iterator("vqgan", config.data, process_index, process_count)

@@ -1,0 +1,290 @@
+"""Half-split VQGAN pieces: shapes, half independence, quantiser, usage metrics, GAN losses, SSIM,
+and one jitted `loss` call per group of the stage-0 Task."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import vqgan as vqgan_config
+from swaptalk_jax.losses import gan as gan_losses
+from swaptalk_jax.losses import vq as vq_losses
+from swaptalk_jax.models.conv_ops import conv2d
+from swaptalk_jax.models.patchgan import PatchGANDiscriminator
+from swaptalk_jax.models.quantizer import VectorQuantizer
+from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
+from swaptalk_jax.trainers import vqgan as vqgan_trainer
+
+# A very small model so compiling stays cheap: 32x32 faces, f2 -> 16x16 tokens (8 rows per half).
+MICRO = dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, z_channels=8, embed_dim=8, num_codes=16,
+             num_groups=4)
+
+
+def _init_key(seed=0):
+  """RBG keys compile parameter initialisers ~3x faster than threefry on XLA:CPU."""
+  return jax.random.key(seed, impl="rbg")
+
+
+def _images(key, b=2, s=32):
+  return jax.random.uniform(jax.random.key(key), (b, s, s, 3), minval=-1.0, maxval=1.0)
+
+
+@pytest.fixture(scope="module")
+def micro_model():
+  model = HalfSplitVQGAN(**MICRO)
+  params = nn.unbox(jax.jit(model.init)(_init_key(), _images(0, b=1)))["params"]
+  return model, params
+
+
+@pytest.mark.parametrize("variant,grid", [("f16", 16), ("f8", 32)])
+def test_paper_size_shapes(variant, grid):
+  """Paper-size models (256 px): the token grid, the per-half split and the reconstruction."""
+  cfg = vqgan_config.get_config(variant)
+  model = vqgan_from_config(cfg.model)
+  images = jax.ShapeDtypeStruct((2, 256, 256, 3), jnp.float32)
+  variables = jax.eval_shape(model.init, jax.random.key(0), images)
+  indices = jax.eval_shape(lambda v, x: model.apply(v, x, method=HalfSplitVQGAN.encode_to_indices),
+                           variables, images)
+  assert indices.shape == (2, grid, grid) and indices.dtype == jnp.int32
+  recon, (upper, lower) = jax.eval_shape(model.apply, variables, images)
+  assert recon.shape == (2, 256, 256, 3)
+  assert upper.quantized.shape == lower.quantized.shape == (2, grid // 2, grid, 256)
+  codebooks = nn.unbox(variables)["params"]
+  assert codebooks["quantizer_upper"]["codebook"].shape == (1024, 256)
+  assert codebooks["quantizer_lower"]["codebook"].shape == (1024, 256)
+
+
+def test_every_param_has_logical_names():
+  cfg = vqgan_config.get_config("tiny")
+  task = vqgan_trainer.make_task(cfg)
+  params = jax.eval_shape(task.init_params, jax.random.key(0),
+                          {"image": jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)})
+  leaves = jax.tree.leaves(params, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+  assert leaves and all(isinstance(x, nn.LogicallyPartitioned) for x in leaves)
+
+
+def test_halves_are_encoded_independently(micro_model):
+  """Perturbing the lower half leaves every upper token (and latent) unchanged, and vice versa."""
+  model, params = micro_model
+  images = _images(1)
+  lower_changed = images.at[:, 16:].set(_images(2)[:, 16:])
+  upper_changed = images.at[:, :16].set(_images(3)[:, :16])
+  encode = jax.jit(lambda x: model.apply({"params": params}, x, method=HalfSplitVQGAN.encode))
+  (u0, l0), (u1, l1), (u2, l2) = encode(images), encode(lower_changed), encode(upper_changed)
+  np.testing.assert_array_equal(u0.inputs, u1.inputs)
+  np.testing.assert_array_equal(u0.indices, u1.indices)
+  assert not np.allclose(l0.inputs, l1.inputs)
+  np.testing.assert_array_equal(l0.inputs, l2.inputs)
+  np.testing.assert_array_equal(l0.indices, l2.indices)
+  assert not np.allclose(u0.inputs, u2.inputs)
+
+
+def test_indices_round_trip_to_embeddings_and_decode(micro_model):
+  model, params = micro_model
+  images = _images(4)
+  apply = lambda method, *a: jax.jit(
+      lambda *a: model.apply({"params": params}, *a, method=method))(*a)
+  recon, (upper, lower) = jax.jit(lambda x: model.apply({"params": params}, x))(images)
+  indices = apply(HalfSplitVQGAN.encode_to_indices, images)
+  assert indices.shape == (2, 16, 16)
+  np.testing.assert_array_equal(indices[:, :8], upper.indices)
+  np.testing.assert_array_equal(indices[:, 8:], lower.indices)
+  tokens = apply(HalfSplitVQGAN.indices_to_embeddings, indices)
+  np.testing.assert_allclose(tokens, jnp.concatenate([upper.codes, lower.codes], 1), atol=1e-6)
+  # the upper rows come from C^U, the lower from C^B
+  np.testing.assert_allclose(tokens[:, :8], params["quantizer_upper"]["codebook"][indices[:, :8]])
+  np.testing.assert_allclose(tokens[:, 8:], params["quantizer_lower"]["codebook"][indices[:, 8:]])
+  np.testing.assert_allclose(apply(HalfSplitVQGAN.decode, tokens), recon, atol=1e-5)
+
+
+def test_bad_image_shape_is_a_clear_error(micro_model):
+  model, params = micro_model
+  with pytest.raises(ValueError, match="multiples of the downsample factor"):
+    jax.eval_shape(lambda x: model.apply({"params": params}, x), _images(0, s=34))
+
+
+@pytest.mark.parametrize("l2", [False, True])
+def test_quantizer_nearest_code_and_straight_through(l2):
+  vq = VectorQuantizer(num_codes=6, code_dim=3, l2_normalize=l2)
+  x = jax.random.normal(jax.random.key(0), (2, 5, 3))
+  params = {"codebook": jax.random.normal(jax.random.key(2), (6, 3))}
+  q = vq.apply({"params": params}, x)
+  table = np.asarray(params["codebook"], np.float64)
+  xs = np.asarray(x, np.float64)
+  if l2:
+    table /= np.linalg.norm(table, axis=-1, keepdims=True)
+    xs /= np.linalg.norm(xs, axis=-1, keepdims=True)
+    np.testing.assert_allclose(np.linalg.norm(q.codes, axis=-1), 1.0, atol=1e-5)
+  expected = np.argmin(((xs[..., None, :] - table) ** 2).sum(-1), axis=-1)
+  np.testing.assert_array_equal(q.indices, expected)
+  np.testing.assert_allclose(q.quantized, table[expected], atol=1e-5)
+
+  # straight-through: d(sum(w * quantized))/dx == d(sum(w * normalised x))/dx
+  w = jax.random.normal(jax.random.key(3), x.shape)
+  grad_st = jax.grad(lambda x: jnp.sum(w * vq.apply({"params": params}, x).quantized))(x)
+  grad_id = jax.grad(lambda x: jnp.sum(w * vq.apply({"params": params}, x).inputs))(x)
+  np.testing.assert_allclose(grad_st, grad_id, atol=1e-6)
+  if not l2:
+    np.testing.assert_allclose(grad_st, w, atol=1e-6)
+
+
+def test_vq_losses_route_gradients():
+  """Codebook loss moves only the codes, commitment only the encoder outputs."""
+  vq = VectorQuantizer(num_codes=4, code_dim=2)
+  x = jax.random.normal(jax.random.key(0), (8, 2))
+  params = {"codebook": jax.random.normal(jax.random.key(1), (4, 2))}
+
+  def grads(loss_fn):
+    return jax.grad(lambda p, x: loss_fn(vq.apply({"params": p}, x)), argnums=(0, 1))(params, x)
+
+  g_cb_params, g_cb_x = grads(vq_losses.codebook_loss)
+  g_cm_params, g_cm_x = grads(vq_losses.commitment_loss)
+  assert np.abs(g_cb_params["codebook"]).sum() > 0 and np.abs(g_cb_x).sum() == 0
+  assert np.abs(g_cm_params["codebook"]).sum() == 0 and np.abs(g_cm_x).sum() > 0
+  q = vq.apply({"params": params}, x)
+  expected = np.mean((np.asarray(x) - np.asarray(q.codes)) ** 2)
+  np.testing.assert_allclose(vq_losses.vq_loss(q, 0.25), 1.25 * expected, rtol=1e-5)
+
+
+def test_usage_metrics():
+  indices = jnp.array([0, 1, 2, 3] * 4)           # 4 of 8 codes, uniformly
+  m = vq_losses.usage_metrics(indices, 8)
+  np.testing.assert_allclose(m["perplexity"], 4.0, rtol=1e-5)
+  np.testing.assert_allclose(m["dead_fraction"], 0.5)
+  m = vq_losses.usage_metrics(jnp.zeros((10,), jnp.int32), 8)   # collapsed onto one code
+  np.testing.assert_allclose(m["perplexity"], 1.0, rtol=1e-5)
+  np.testing.assert_allclose(m["dead_fraction"], 7 / 8)
+
+
+def test_entropy_loss_prefers_spread_usage():
+  """Tokens confidently spread over all codes score lower than all tokens on one code."""
+  from swaptalk_jax.models.quantizer import Quantized
+  def q_of(distances):
+    z = jnp.zeros(distances.shape[:-1] + (1,))
+    return Quantized(z, z, z, jnp.argmin(distances, -1), distances)
+  spread = jnp.where(jnp.eye(4, dtype=bool), 0.0, 10.0)
+  collapsed = jnp.tile(jnp.array([[0.0, 10.0, 10.0, 10.0]]), (4, 1))
+  assert vq_losses.entropy_loss(q_of(spread)) < vq_losses.entropy_loss(q_of(collapsed)) - 1.0
+
+
+def test_hinge_losses():
+  real, fake = jnp.array([2.0, 0.5]), jnp.array([-2.0, 0.0])
+  np.testing.assert_allclose(gan_losses.hinge_discriminator_loss(real, fake), 0.5 * (0.25 + 0.5))
+  np.testing.assert_allclose(gan_losses.hinge_generator_loss(fake), 1.0)
+
+
+def test_last_layer_grad_norm_equals_full_gradient():
+  """The vjp-on-the-last-layer norm equals |d loss / d W| through the whole last conv."""
+  k = jax.random.split(jax.random.key(0), 4)
+  features = jax.random.normal(k[0], (2, 8, 8, 5))
+  kernel = jax.random.normal(k[1], (3, 3, 5, 3)) * 0.1
+  bias = jax.random.normal(k[2], (3,))
+  target = jax.random.normal(k[3], (2, 8, 8, 3))
+  loss_fn = lambda y: jnp.mean(jnp.abs(y - target)) + jnp.mean(y ** 2)
+  full = jax.grad(lambda w: loss_fn(conv2d(features, w) + bias))(kernel)
+  output = conv2d(features, kernel) + bias
+  norm = gan_losses.last_layer_grad_norm(loss_fn, output, lambda w: conv2d(features, w), kernel)
+  np.testing.assert_allclose(norm, np.linalg.norm(np.asarray(full)), rtol=1e-5)
+  w = gan_losses.adaptive_weight(jnp.array(2.0), jnp.array(0.5), max_weight=10.0)
+  np.testing.assert_allclose(w, 2.0 / (0.5 + 1e-4), rtol=1e-6)
+  np.testing.assert_allclose(gan_losses.adaptive_weight(jnp.array(2.0), jnp.array(0.0), 3.0), 3.0)
+
+
+def test_patchgan_shape():
+  disc = PatchGANDiscriminator(base_features=8, num_layers=3, num_groups=4)
+  x = _images(0, s=64)
+  out, _ = jax.eval_shape(lambda x: disc.init_with_output(jax.random.key(0), x), x)
+  assert out.shape == (2, 6, 6, 1)   # taming's NLayerDiscriminator at 64 px: 64/8 - 2
+
+
+def test_ssim_matches_skimage():
+  skimage_metrics = pytest.importorskip("skimage.metrics")
+  rng = np.random.default_rng(0)
+  x = rng.uniform(0, 1, (2, 40, 36, 3)).astype(np.float32)
+  smooth = np.cumsum(np.cumsum(rng.normal(size=(2, 40, 36, 3)), 1), 2)
+  y = np.clip(0.7 * x + 0.3 * (smooth - smooth.min()) / np.ptp(smooth), 0, 1).astype(np.float32)
+  ours = np.asarray(vqgan_trainer.ssim(jnp.asarray(x), jnp.asarray(y)))
+  ref = [skimage_metrics.structural_similarity(
+      x[i].astype(np.float64), y[i].astype(np.float64), gaussian_weights=True, sigma=1.5,
+      use_sample_covariance=False, data_range=1.0, channel_axis=-1) for i in range(2)]
+  np.testing.assert_allclose(ours, ref, atol=2e-5)
+  np.testing.assert_allclose(vqgan_trainer.ssim(jnp.asarray(x), jnp.asarray(x)), 1.0, atol=1e-5)
+  np.testing.assert_allclose(
+      vqgan_trainer.psnr(jnp.zeros((1, 4, 4, 3)), jnp.full((1, 4, 4, 3), 0.1)), 20.0, rtol=1e-5)
+
+
+def test_config_variants_and_pretrained_errors():
+  for variant in vqgan_config.VARIANTS:
+    cfg = vqgan_config.get_config(variant)
+    assert cfg.stage == "vqgan"
+  with pytest.raises(ValueError, match="unknown variant"):
+    vqgan_config.get_config("f32")
+  tiny = vqgan_config.get_config("tiny")
+  assert tiny.loss.lpips_weight == 0 and tiny.loss.identity_weight == 0   # explicitly OFF
+  f16 = vqgan_config.get_config("f16")
+  with pytest.raises(ValueError, match="config.pretrained.lpips_path is not set"):
+    vqgan_trainer.make_task(f16)
+  f16.loss.lpips_weight = 0.0
+  with pytest.raises(ValueError, match="config.pretrained.arcface_path is not set"):
+    vqgan_trainer.make_task(f16)
+  f16.pretrained.arcface_path = "/nonexistent/arcface_r50.safetensors"
+  with pytest.raises(Exception, match="arcface_r50"):
+    vqgan_trainer.make_task(f16)
+
+
+def _micro_config(disc_start=1):
+  cfg = vqgan_config.get_config("tiny")
+  cfg.model.update(MICRO)
+  cfg.discriminator.update(base_features=8, num_layers=2, num_groups=4)
+  cfg.loss.disc_start = disc_start
+  return cfg
+
+
+def test_one_loss_call_per_group_under_jit():
+  """Generator then discriminator (with the generator's carry), before and after disc_start."""
+  task = vqgan_trainer.make_task(_micro_config(disc_start=1))
+  batch = {"image": _images(5)}
+  params = nn.unbox(jax.jit(task.init_params)(_init_key(), batch))
+
+  @jax.jit
+  def both(params, step):
+    gen = lambda g: task.loss("generator", {**params, "generator": g}, batch, None, step, None)
+    (g_loss, (g_metrics, carry)), g_grads = jax.value_and_grad(gen, has_aux=True)(
+        params["generator"])
+    disc = lambda d: task.loss("discriminator", {**params, "discriminator": d}, batch, None, step,
+                               carry)
+    (d_loss, (d_metrics, _)), d_grads = jax.value_and_grad(disc, has_aux=True)(
+        params["discriminator"])
+    return g_loss, g_metrics, g_grads, d_loss, d_metrics, d_grads
+
+  before = both(params, jnp.int32(0))
+  after = both(params, jnp.int32(1))
+  for g_loss, g_metrics, g_grads, d_loss, d_metrics, d_grads in (before, after):
+    assert np.isfinite(g_loss) and np.isfinite(d_loss)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves((g_grads, d_grads)))
+    for key in ("l1", "perplexity_upper", "dead_fraction_lower", "codebook_upper", "g_loss",
+                "adaptive_weight"):
+      assert key in g_metrics
+  # before disc_start: no GAN term, no discriminator loss or gradient
+  assert before[1]["adaptive_weight"] == 0 and before[3] == 0
+  assert all(np.all(x == 0) for x in jax.tree.leaves(before[5]))
+  # after: the adaptive-weighted GAN term enters and the discriminator learns
+  assert after[1]["adaptive_weight"] > 0 and after[3] > 0
+  assert sum(float(np.abs(x).sum()) for x in jax.tree.leaves(after[5])) > 0
+  np.testing.assert_allclose(after[0] - before[0],
+                             0.8 * after[1]["adaptive_weight"] * after[1]["g_loss"], rtol=1e-4)
+  assert task.is_active("discriminator", jnp.int32(0)) == False  # noqa: E712
+  assert task.is_active("discriminator", jnp.int32(1)) == True  # noqa: E712
+
+
+def test_eval_metrics_and_summaries():
+  task = vqgan_trainer.make_task(_micro_config())
+  batch = {"image": _images(6, b=3)}
+  params = nn.unbox(jax.jit(task.init_params)(_init_key(), batch))
+  metrics = jax.jit(task.eval_metrics)(params, batch, jax.random.key(1))
+  for key in ("l1", "psnr", "ssim", "perplexity_upper", "perplexity_lower", "dead_fraction_upper"):
+    assert np.isfinite(metrics[key]), key
+  images = jax.jit(task.summaries)(params, batch)["reconstruction"]
+  assert images.shape == (3, 32, 96, 3)
+  assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
