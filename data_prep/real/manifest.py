@@ -51,18 +51,23 @@ def stage_item(spec: ClipSpec, config: PrepConfig, staging: str, predictor=None)
     return ItemResult(spec.key, spec.path, "skipped")
   t0 = time.perf_counter()
   try:
-    clips = process.process_item(spec, config, predictor)
-    with process.stage("encode"):
-      staged = dict(key=spec.key, split=spec.split, clips=[dict(
-          clip_id=c.clip_id, identity=c.identity, num_frames=c.num_frames, meta=c.meta,
-          records=records.clip_to_records(c, log_mel, {}, jpeg_quality=config.jpeg_quality))
-          for c in clips])
+    clips = []  # clip-table facts and records; each clip's frames are dropped once encoded
+    for clip in process.iter_item_clips(spec, config, predictor):
+      with process.stage("encode"):
+        clips.append(dict(
+            clip_id=clip.clip_id, identity=clip.identity, num_frames=clip.num_frames,
+            meta=clip.meta,
+            records=records.clip_to_records(clip, log_mel, {}, jpeg_quality=config.jpeg_quality)))
     with process.stage("write"):
+      staged = dict(key=spec.key, split=spec.split, clips=clips)
       write_atomic(out, pickle.dumps(staged, protocol=pickle.HIGHEST_PROTOCOL))
   except process.StageError as e:
     return ItemResult(spec.key, spec.path, "failed", e.stage, e.reason,
                       wall=time.perf_counter() - t0)
-  seconds = sum(c.num_frames for c in clips) / 25.0
+  except Exception as e:  # a bug or an unforeseen input must not stop the other items
+    return ItemResult(spec.key, spec.path, "failed", "internal", f"{type(e).__name__}: {e}",
+                      wall=time.perf_counter() - t0)
+  seconds = sum(c["num_frames"] for c in clips) / 25.0
   return ItemResult(spec.key, spec.path, "done", seconds=seconds, wall=time.perf_counter() - t0)
 
 

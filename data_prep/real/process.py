@@ -1,8 +1,8 @@
 """One source item -> its aligned clips, or the stage and reason it failed.
 
-Two decoding passes keep memory bounded by the crops (not the frames) of an item:
-  1. decode -> scene cuts -> face tracking (landmarks per frame);
-  2. decode again -> aligned crops of the frames inside good segments.
+Two decoding passes keep memory bounded by one segment's crops (never an item's frames):
+  1. decode -> scene cuts -> face tracking (landmarks per frame; small);
+  2. decode again -> aligned crops of each good segment, handed on as soon as it is complete.
 Stages (named in the failures manifest): probe, audio, track, segment, align, quality, sync.
 """
 import contextlib
@@ -110,8 +110,9 @@ def _split_long(segs, max_frames):
   return out
 
 
-def process_item(spec: ClipSpec, config: PrepConfig = PrepConfig(), predictor=None) -> list[Clip]:
-  """All clips of one item (segment k -> clip id `{key}_s{k:02d}`). Raises StageError."""
+def iter_item_clips(spec: ClipSpec, config: PrepConfig = PrepConfig(), predictor=None):
+  """Yields the clips of one item as the second decode completes each segment (segment k -> clip
+  id `{key}_s{k:02d}`), so memory holds one segment's crops at a time. Raises StageError."""
   with stage("probe"):
     info = decode.probe(spec.path, config.max_side)
   with stage("audio"):
@@ -132,46 +133,61 @@ def process_item(spec: ClipSpec, config: PrepConfig = PrepConfig(), predictor=No
     if not np.any(np.abs(audio) > 1e-4):
       raise ValueError("audio track is silent")
   with stage("align"):
-    acfg = config.align()
     to_crop = np.full((num_frames, 2, 3), np.nan)
     for s, e in segs:  # smoothing never crosses a segment (a cut or a gap without the face)
-      to_crop[s:e] = align.frame_to_crop_transforms(p.landmarks[s:e], acfg)
-    wanted = np.zeros(num_frames, bool)
-    for s, e in segs:
-      wanted[s:e] = True
-    crops = {}
-    for t, frame in enumerate(decode.iter_frames(spec.path, spec.start, spec.end, info=info)):
-      if t < num_frames and wanted[t]:
-        crops[t] = align.warp_to_crop(frame, to_crop[t], config.crop_size)
-    missing = [t for t in np.flatnonzero(wanted) if t not in crops]
-    if missing:
-      raise ValueError(f"second decode gave fewer frames ({len(crops)}) than the first")
+      to_crop[s:e] = align.frame_to_crop_transforms(p.landmarks[s:e], config.align())
   sync_fn = _load_sync_fn(config.sync_fn)
-  clips = []
+  frames_iter = iter(decode.iter_frames(spec.path, spec.start, spec.end, info=info))
+  t, kept = 0, 0
   for k, (s, e) in enumerate(segs):
-    clip_id = f"{spec.key}_s{k:02d}"
-    frames = np.stack([crops[t] for t in range(s, e)])
-    offset, confidence = 0, None
-    if sync_fn is not None:
-      with stage("sync"):
-        offset, confidence = sync_fn(frames, audio[s * SAMPLES_PER_FRAME:e * SAMPLES_PER_FRAME])
-        offset, confidence = int(offset), float(confidence)
-      if abs(offset) > config.max_sync_offset or confidence < config.min_sync_confidence:
-        continue  # an unsynchronised segment is not a training clip; noted in its item's result
-    a0 = (s + offset) * SAMPLES_PER_FRAME
-    seg_audio = audio[max(a0, 0):(e + offset) * SAMPLES_PER_FRAME]
-    seg_audio = np.pad(seg_audio, (max(-a0, 0), (e - s) * SAMPLES_PER_FRAME - max(-a0, 0)
-                                   - seg_audio.shape[0]))
-    with stage("quality"):
-      stats = quality.clip_quality(frames, p.landmarks[s:e], info.scale)
-    clip = Clip(clip_id=clip_id, identity=spec.identity, frames=frames,
-                audio=seg_audio.astype(np.float32),
-                landmarks=align.apply_affine(to_crop[s:e], p.landmarks[s:e]).astype(np.float32),
-                crop_to_frame=paste.crop_to_frame_map(to_crop[s:e], info.scale))
-    clip.meta = dict(quality=stats, sync_offset=offset if sync_fn else None,
-                     sync_confidence=confidence, source=spec.path,
-                     first_frame=s, start_seconds=spec.start + s / 25.0)
-    clips.append(clip)
-  if not clips:
+    with stage("align"):
+      crops = []
+      for frame in frames_iter:
+        if s <= t < e:
+          crops.append(align.warp_to_crop(frame, to_crop[t], config.crop_size))
+        t += 1
+        if t >= e:
+          break
+      if len(crops) != e - s:
+        raise ValueError(f"second decode ended at frame {t}, first gave {num_frames}")
+      frames = np.stack(crops)
+      del crops
+    clip = _make_clip(spec, config, f"{spec.key}_s{k:02d}", s, e, frames, audio, p.landmarks,
+                      to_crop, info.scale, sync_fn)
+    if clip is not None:
+      kept += 1
+      yield clip
+  if not kept:
     raise StageError("sync", f"all {len(segs)} segments failed the sync check")
-  return clips
+
+
+def _make_clip(spec, config, clip_id, s, e, frames, audio, frame_landmarks, to_crop, scale,
+               sync_fn) -> Clip | None:
+  """Segment [s, e) -> Clip with its audio (sync-corrected when a sync_fn is set) and metadata;
+  None when the sync check rejects it."""
+  offset, confidence = 0, None
+  if sync_fn is not None:
+    with stage("sync"):
+      offset, confidence = sync_fn(frames, audio[s * SAMPLES_PER_FRAME:e * SAMPLES_PER_FRAME])
+      offset, confidence = int(offset), float(confidence)
+    if abs(offset) > config.max_sync_offset or confidence < config.min_sync_confidence:
+      return None
+  a0 = (s + offset) * SAMPLES_PER_FRAME
+  seg_audio = audio[max(a0, 0):(e + offset) * SAMPLES_PER_FRAME]
+  seg_audio = np.pad(seg_audio, (max(-a0, 0), (e - s) * SAMPLES_PER_FRAME - max(-a0, 0)
+                                 - seg_audio.shape[0]))
+  with stage("quality"):
+    stats = quality.clip_quality(frames, frame_landmarks[s:e], scale)
+  clip = Clip(clip_id=clip_id, identity=spec.identity, frames=frames,
+              audio=seg_audio.astype(np.float32),
+              landmarks=align.apply_affine(to_crop[s:e], frame_landmarks[s:e]).astype(np.float32),
+              crop_to_frame=paste.crop_to_frame_map(to_crop[s:e], scale))
+  clip.meta = dict(quality=stats, sync_offset=offset if sync_fn else None,
+                   sync_confidence=confidence, source=spec.path, first_frame=s,
+                   start_seconds=spec.start + s / 25.0)
+  return clip
+
+
+def process_item(spec: ClipSpec, config: PrepConfig = PrepConfig(), predictor=None) -> list[Clip]:
+  """All clips of one item in memory (see `iter_item_clips`)."""
+  return list(iter_item_clips(spec, config, predictor))
