@@ -158,6 +158,7 @@ def _torch_reference():
 
 
 @pytest.mark.torch
+@pytest.mark.slow  # 16 s on an idle 2-core CPU, over 30 s when the machine is shared
 def test_inception_matches_pytorch_reference(tmp_path):
   torch = pytest.importorskip("torch")
   from swaptalk_jax.convert import inception as convert_inception
