@@ -265,3 +265,16 @@ def test_carphone_real_talking_man_with_real_speech(tmp_path):
   clips = process.process_item(ClipSpec("c", path, "c", "train"), PrepConfig(min_face=40))
   assert sum(c.num_frames for c in clips) >= 60
   assert all(c.meta["quality"]["mouth_open_std"] > 0.01 for c in clips)  # he talks
+
+
+def test_beam_pipeline_direct_runner(tmp_path):
+  pytest.importorskip("apache_beam")  # not a dependency; installed only where clusters use it
+  paths = [real_media.talking_video(tmp_path / f"v{i}.mp4", seconds=0.8, size=(128, 112))
+           for i in range(2)]
+  (tmp_path / "bad.mp4").write_text("x")
+  specs = [ClipSpec(f"v{i}", p, f"v{i}", "train") for i, p in enumerate(paths)]
+  specs.append(ClipSpec("bad", str(tmp_path / "bad.mp4"), "bad", "train"))
+  results = beam.run_beam(specs, PrepConfig(min_face=40, min_seconds=0.5), str(tmp_path / "stage"),
+                          ["--runner=DirectRunner"])
+  assert sorted((r.key, r.status, r.stage) for r in results) == [
+      ("bad", "failed", "probe"), ("v0", "done", ""), ("v1", "done", "")]

@@ -1,10 +1,15 @@
 """Apache Beam path for clusters: the same per-item staging as `parallel.py`, as a Beam pipeline.
 
-  specs -> Reshuffle -> ParDo(StageItemFn) -> ItemResults -> (driver) failures.csv + TFDS build
+  specs -> Reshuffle -> ParDo(StageItemFn) -> ItemResults as JSON lines in the staging directory
+  -> (driver) failures.csv + TFDS build
 Beam is imported only when this path runs (it is not a dependency of the rest); the staging
 directory must be a shared filesystem every worker can write to (items are written with a rename,
 so retried bundles are harmless: an item staged twice is the same file).
 """
+import dataclasses
+import glob
+import json
+import os
 from typing import Sequence
 
 from data_prep.real import manifest
@@ -50,9 +55,16 @@ def run_beam(specs: Sequence[ClipSpec], config: PrepConfig, staging: str,
     def process(self, spec):
       yield from fn.process(spec)
 
-  results = []
+  prefix = os.path.join(staging, "beam_results")
+  for old in glob.glob(prefix + "*"):
+    os.remove(old)
   with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as p:
-    out = (p | "Specs" >> beam.Create(list(specs)) | "Spread" >> beam.Reshuffle()
-           | "Stage" >> beam.ParDo(_DoFn()))
-    out | "Collect" >> beam.Map(results.append)  # DirectRunner: same process
+    _ = (p | "Specs" >> beam.Create(list(specs)) | "Spread" >> beam.Reshuffle()
+         | "Stage" >> beam.ParDo(_DoFn())
+         | "ToJson" >> beam.Map(lambda r: json.dumps(dataclasses.asdict(r)))
+         | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl"))
+  results = []
+  for path in sorted(glob.glob(prefix + "*.jsonl")):
+    with open(path) as f:
+      results += [manifest.ItemResult(**json.loads(line)) for line in f if line.strip()]
   return results
