@@ -65,6 +65,50 @@ def _torch_reference():
   return model.eval()
 
 
+def _syncnet_python_module(name):
+  """A module file of the installed syncnet_python package, loaded without its heavy __init__."""
+  import importlib.util
+  import os
+  spec = importlib.util.find_spec("syncnet_python")
+  if spec is None:
+    pytest.skip("syncnet-python is not installed (pip install --no-deps syncnet-python)")
+  path = os.path.join(spec.submodule_search_locations[0], f"{name}.py")
+  module_spec = importlib.util.spec_from_file_location(f"_syncnet_python_{name}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.torch
+def test_reference_equals_syncnet_python_shipped_model():
+  """Our test reference is the shipped SyncNetModel.S: same state-dict layout, same outputs."""
+  torch = pytest.importorskip("torch")
+  shipped = _syncnet_python_module("SyncNetModel").S(num_layers_in_fc_layers=1024)
+  ours = _torch_reference()
+  shipped.load_state_dict(ours.state_dict(), strict=True)
+  shipped.eval()
+  rng = np.random.default_rng(1)
+  frames = torch.from_numpy(rng.uniform(0, 255, size=(2, 3, 5, 224, 224)).astype(np.float32))
+  coeffs = torch.from_numpy(rng.normal(size=(2, 1, 13, 20)).astype(np.float32))
+  with torch.no_grad():
+    np.testing.assert_array_equal(shipped.forward_lip(frames).numpy(),
+                                  ours.forward_lip(frames).numpy())
+    np.testing.assert_array_equal(shipped.forward_aud(coeffs).numpy(),
+                                  ours.forward_aud(coeffs).numpy())
+
+
+@pytest.mark.torch
+def test_shifted_distances_equal_syncnet_python_calc_pdist():
+  torch = pytest.importorskip("torch")
+  pytest.importorskip("python_speech_features")
+  calc_pdist = _syncnet_python_module("SyncNetInstance").calc_pdist
+  rng = np.random.default_rng(2)
+  lip, audio = (rng.normal(size=(30, 8)).astype(np.float32) for _ in range(2))
+  pdist = calc_pdist(torch.from_numpy(lip), torch.from_numpy(audio), vshift=15)
+  expected = torch.stack(pdist).numpy()
+  np.testing.assert_allclose(lse.shifted_distances(lip, audio, 15), expected, rtol=1e-6, atol=1e-6)
+
+
 def _rel(a, b):
   return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
