@@ -142,3 +142,12 @@ def test_unknown_dataset_format_version_is_a_clear_error(dataset_dir, tmp_path):
   (copy / "metadata.json").write_text(text)
   with pytest.raises(RecordError, match=r"metadata.json.*format_version 7"):
     dataset.load_meta(copy)
+
+
+def test_shards_are_written_uncompressed_with_one_record_per_group(dataset_dir):
+  from array_record.python import array_record_module  # pylint: disable=import-outside-toplevel
+  shard = next(dataset_dir.glob("*-train.array_record-*"))
+  reader = array_record_module.ArrayRecordReader(str(shard))
+  options = reader.writer_options_string()
+  reader.close()
+  assert "group_size:1," in options and "uncompressed" in options, options

@@ -6,13 +6,17 @@ clip's chunks are consecutive records), and a clip table in `metadata.json` besi
 Writing and reading work without TensorFlow: read with `tfds.data_source(name, data_dir=...)` or
 `tfds.builder_from_directory(dir).as_data_source()`, or `dataset.open_dataset(dir)`.
 """
+import contextlib
 import dataclasses
 import json
+import os
 import pathlib
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+from array_record.python import array_record_module
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import file_adapters
 
 from swaptalk_jax.data import records
 from swaptalk_jax.data.clip import Clip
@@ -44,10 +48,44 @@ class RecordOptions:
   chunk_frames: int = records.CHUNK_FRAMES
   jpeg_quality: int = 95
   mel_margin: int = records.MEL_MARGIN
+  # ArrayRecord compression: off by default (JPEG payloads barely shrink, ~3% on real faces, and
+  # every read pays the decompression: 0.6 vs 0.26 ms CPU per 1 MB record here).
+  compress: bool = False
+
+
+class _ArrayRecordAdapter(file_adapters.ArrayRecordFileAdapter):
+  """TFDS's ArrayRecord adapter with our writer options (TFDS hard-codes 'group_size:1', which
+  compresses); readers need nothing special: the options live in the file."""
+  OPTIONS = "group_size:1,uncompressed"
+
+  @classmethod
+  def write_examples(cls, path, iterator):
+    writer = array_record_module.ArrayRecordWriter(os.fspath(path), cls.OPTIONS)
+    for _, serialized_example in iterator:
+      writer.write(serialized_example)
+    writer.close()
+
+
+@contextlib.contextmanager
+def _array_record_writer(compress: bool):
+  """Swaps TFDS's ArrayRecord writer for ours while a dataset is written (unless compressing)."""
+  fmt = file_adapters.FileFormat.ARRAY_RECORD
+  original = file_adapters.ADAPTER_FOR_FORMAT[fmt]
+  if not compress:
+    file_adapters.ADAPTER_FOR_FORMAT[fmt] = _ArrayRecordAdapter
+  try:
+    yield
+  finally:
+    file_adapters.ADAPTER_FOR_FORMAT[fmt] = original
 
 
 def _tensor(shape, dtype) -> tfds.features.Tensor:
-  return tfds.features.Tensor(shape=tuple(shape), dtype=dtype)
+  """Numeric arrays as raw bytes: parsing a 1 MB record is several times faster than from
+  tf.train.Example varint/float lists (which also widen int16 audio to int64)."""
+  bytes_encoded = len(shape) > 0 and np.dtype(dtype) != np.object_
+  return tfds.features.Tensor(shape=tuple(shape), dtype=dtype,
+                              encoding=tfds.features.Encoding.BYTES if bytes_encoded
+                              else tfds.features.Encoding.NONE)
 
 
 def record_features(extras: Mapping[str, ExtraSpec]) -> tfds.features.FeaturesDict:
@@ -107,6 +145,10 @@ class ClipDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
                mel_fn: records.MelFn, **kwargs):
     self._source, self._options, self._mel_fn = source, options, mel_fn
     super().__init__(**kwargs)
+
+  def download_and_prepare(self, **kwargs) -> None:
+    with _array_record_writer(self._options.compress):
+      super().download_and_prepare(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
