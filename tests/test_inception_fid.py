@@ -204,6 +204,15 @@ def test_load_variables_errors_name_file_and_source(tmp_path):
     convert_inception.load_variables(str(wrong))
 
 
+def test_inception_rejects_integer_and_non_rgb_images():
+  import jax
+  model = inception.FIDInceptionV3()
+  with pytest.raises(TypeError, match="uint8"):
+    jax.eval_shape(model.init, jax.random.key(0), np.zeros((1, 64, 64, 3), np.uint8))
+  with pytest.raises(ValueError, match="NHWC"):
+    jax.eval_shape(model.init, jax.random.key(0), np.zeros((1, 3, 64, 64), np.float32))
+
+
 def test_state_dict_with_wrong_shape_is_rejected():
   from swaptalk_jax.convert import inception as convert_inception
   state = {"Conv2d_1a_3x3.conv.weight": np.zeros((32, 3, 5, 5), np.float32),

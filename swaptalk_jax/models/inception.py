@@ -188,6 +188,8 @@ class FIDInceptionV3(nn.Module):
   def __call__(self, images: jax.Array) -> jax.Array:
     if images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f"expected NHWC RGB images, got shape {images.shape}")
+    if not jnp.issubdtype(images.dtype, jnp.floating):
+      raise TypeError(f"expected float images in [0, 1], got {images.dtype} (divide uint8 by 255)")
     x = images.astype(jnp.float32)
     if self.resize_input:
       x = resize_bilinear(x, INPUT_SIZE)
