@@ -41,8 +41,9 @@ def shifted_distances(lip: np.ndarray, audio: np.ndarray,
     raise ValueError(f"expected equal (N, D) embeddings, got {lip.shape} and {audio.shape}")
   n = lip.shape[0]
   padded = np.pad(audio, ((vshift, vshift), (0, 0)))
-  shifted = padded[np.arange(n)[:, None] + np.arange(2 * vshift + 1)[None, :]]  # (N, S, D)
-  return np.linalg.norm(lip[:, None, :] - shifted + PAIRWISE_EPS, axis=-1)
+  columns = [np.linalg.norm(lip - padded[s:s + n] + PAIRWISE_EPS, axis=-1)  # (N, D) at a time
+             for s in range(2 * vshift + 1)]
+  return np.stack(columns, axis=1)
 
 
 def scores_from_distances(distances: np.ndarray, vshift: int = DEFAULT_VSHIFT) -> SyncScores:
