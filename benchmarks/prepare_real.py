@@ -61,11 +61,12 @@ def stage_times(path: str, config: PrepConfig, predictor) -> tuple[float, dict[s
   crops, t["crop (warp)"] = _timed(
       lambda: np.stack([align.warp_to_crop(f, mm, config.crop_size) for f, mm in zip(frames, m)]))
   _, t["quality"] = _timed(quality.clip_quality, crops, lms, info.scale)
-  _, t["encode JPEG"] = _timed(lambda: [records.encode_jpeg(c, config.jpeg_quality) for c in crops])
-  _, t["mel"] = _timed(log_mel, audio)
-  blob = pickle.dumps([records.encode_jpeg(c, config.jpeg_quality) for c in crops[:1]] * n)
+  jpegs, t["encode JPEG"] = _timed(
+      lambda: [records.encode_jpeg(c, config.jpeg_quality) for c in crops])
+  mel, t["mel"] = _timed(log_mel, audio)
   with tempfile.TemporaryDirectory() as d:
-    _, t["write (staged item)"] = _timed(manifest.write_atomic, pathlib.Path(d) / "x.pkl", blob)
+    _, t["write (staged item)"] = _timed(
+        lambda: manifest.write_atomic(pathlib.Path(d) / "x.pkl", pickle.dumps((jpegs, mel, lms))))
   return n / 25.0, t
 
 
