@@ -51,7 +51,10 @@ def weight_grad_as_matmuls(x: jax.Array, g: jax.Array, kernel_shape, strides, pa
   (O, N, H, W) lhs. The taps run in a `lax.scan`, so only one input window (a strided slice of the
   padded input, made contiguous by the split into stride phases below) is live at a time: written
   as a Python loop, XLA:CPU makes all kh*kw window copies up front (5x the memory of lax's
-  backward at 256 px, and slower). Products accumulate in f32 whatever the compute dtype.
+  backward at 256 px, and slower). Products accumulate in f32 whatever the compute dtype; bf16
+  operands stay bf16 (twice the f32 rate here). The matmul stays inside the loop body even for 1x1
+  kernels: there XLA cannot fold the final transpose into it, which would make XLA:CPU pick its
+  fallback dot that has no bf16 x bf16 -> f32 kernel.
   """
   kh, kw, c, o = kernel_shape
   sh, sw = strides
@@ -59,9 +62,6 @@ def weight_grad_as_matmuls(x: jax.Array, g: jax.Array, kernel_shape, strides, pa
   (top, bottom), (left, right) = padding
   g_t = jnp.transpose(g, (3, 0, 1, 2))  # (O, N, Ho, Wo)
   contract_nhw = (((1, 2, 3), (0, 1, 2)), ((), ()))
-  if kh == kw == 1 and sh == sw == 1 and padding == ((0, 0), (0, 0)):
-    grad = lax.dot_general(g_t, x, contract_nhw, preferred_element_type=jnp.float32)
-    return grad.T.reshape(kernel_shape).astype(x.dtype)
   # Pad to whole stride phases, then split rows and columns by phase: tap (i, j) reads the
   # contiguous window starting at (i // sh, j // sw) of phase (i % sh, j % sw).
   rows, cols = x.shape[1] + top + bottom, x.shape[2] + left + right
