@@ -93,7 +93,7 @@ def main():
   if os.path.exists(MEGAMIND):
     inputs.append(("Megamind 720x528", MEGAMIND, PrepConfig(min_face=64)))
   predictor = landmarks.LandmarkPredictor()
-  print(f"one core (pinned); machine shared with other jobs: noisy absolute numbers\n")
+  print("one core (pinned); machine shared with other jobs: noisy absolute numbers\n")
   for name, path, config in inputs:
     seconds, t = stage_times(path, config, predictor)
     total = sum(t.values())

@@ -122,3 +122,9 @@ def test_large_face_crop_is_antialiased(astronaut, predictor):
 def test_missing_model_file_is_clear():
   with pytest.raises(FileNotFoundError, match="does not exist"):
     landmarks.LandmarkPredictor("/nonexistent/shape_predictor_68_face_landmarks.dat")
+
+
+def test_iou():
+  got = detect.iou(np.array([0, 0, 10, 10.0]), np.array([[0, 0, 10, 10, 1], [5, 5, 15, 15, 1],
+                                                          [20, 20, 30, 30, 1]]))
+  np.testing.assert_allclose(got, [1.0, 25 / 175, 0.0], rtol=1e-6)

@@ -78,10 +78,11 @@ def detect_near(frame: np.ndarray, box: np.ndarray, config: DetectorConfig = Det
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """IoU of box a [4] with boxes b [K,4+]."""
-  b = np.asarray(b).reshape(-1, b.shape[-1] if np.ndim(b) else 4)
-  x0 = np.maximum(a[0], b[:, 0]); y0 = np.maximum(a[1], b[:, 1])
-  x1 = np.minimum(a[2], b[:, 2]); y1 = np.minimum(a[3], b[:, 3])
-  inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-  area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])
-  return inter / np.maximum(area(a[None, :4]) + area(b[:, :4]) - inter, 1e-6)
+  """IoU of box a (x0, y0, x1, y1, ...) with each of boxes b [K, 4+] -> [K]."""
+  a, b = np.asarray(a, np.float32), np.asarray(b, np.float32).reshape(-1, np.shape(b)[-1])
+  w = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+  h = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+  inter = w * h
+  area_a = (a[2] - a[0]) * (a[3] - a[1])
+  area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+  return inter / np.maximum(area_a + area_b - inter, 1e-6)

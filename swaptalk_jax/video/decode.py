@@ -9,7 +9,6 @@ decode (the scale is reported so callers can map coordinates back to the stored 
 Frames stream (`iter_frames`) so long videos decode in bounded memory.
 """
 import dataclasses
-import fractions
 from typing import Iterator
 
 import av
