@@ -149,11 +149,13 @@ def test_kill_and_rerun_gives_the_same_shards(tmp_path):
   staged_before = len(list(items.glob("*.pkl")))
   assert 1 <= staged_before < 3, "kill should land mid-run"
   assert not (tmp_path / "two" / "folder").exists() or not _shards(tmp_path / "two")
+  (items / ".p2_a.pkl.tmp-999").write_bytes(b"half an item")  # as a kill mid-write leaves it
   cli.main("folder", args + ["--out", str(tmp_path / "two")])
   one, two = _shards(tmp_path / "one"), _shards(tmp_path / "two")
   assert one and one.keys() == two.keys()
   for name in one:
     assert one[name] == two[name], name
+  assert not list(items.glob(".*"))
   t1 = dataset.load_meta(tmp_path / "one" / "folder" / "1.0.0").clip_tables
   t2 = dataset.load_meta(tmp_path / "two" / "folder" / "1.0.0").clip_tables
   assert t1 == t2

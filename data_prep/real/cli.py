@@ -76,6 +76,7 @@ def main(source: str, argv: list[str]) -> int:
   out = pathlib.Path(args.out)
   staging = out / f"{args.name}_staging"
   print(f"{source}: {len(specs)} items from {root}; staging in {staging}", flush=True)
+  manifest.remove_stale_temporaries(staging)  # only this job writes here (one job per --out/--name)
   if args.beam:
     from data_prep.real import beam  # pylint: disable=g-import-not-at-top
     results = beam.run_beam(specs, config, str(staging), args.beam_args.split())

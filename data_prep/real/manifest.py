@@ -71,6 +71,14 @@ def stage_item(spec: ClipSpec, config: PrepConfig, staging: str, predictor=None)
   return ItemResult(spec.key, spec.path, "done", seconds=seconds, wall=time.perf_counter() - t0)
 
 
+def remove_stale_temporaries(staging: str | pathlib.Path) -> int:
+  """Deletes temporary files a killed run left in `items/` (never visible as items); returns count."""
+  stale = list((pathlib.Path(staging) / "items").glob(".*.tmp-*"))
+  for path in stale:
+    path.unlink(missing_ok=True)
+  return len(stale)
+
+
 def load_item(staging: str | pathlib.Path, key: str) -> dict:
   with open(item_path(staging, key), "rb") as f:
     return pickle.load(f)
