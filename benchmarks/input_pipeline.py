@@ -1,11 +1,12 @@
 """Input pipeline figures per stage at 256x256: samples/s per core, bytes read per sample, memory.
 
-`python benchmarks/input_pipeline.py [--data_dir DIR --name NAME] [--batches 8] [--step_rate 2.0
---per_host_batch 32] [--worker_memory]`. Without --data_dir it prepares a small synthetic set (3
-train identities x 2 clips x 3 s) in a temporary folder first. Samples per core = samples per
-CPU-second of this process (one read thread, no workers), best of --repeats interleaved runs, so
-the figure depends little on how busy the shared machine is; wall samples/s are printed beside it. Baseline (ratio 1.0): reading
-and decoding one JPEG frame per sample with no pipeline around it.
+`python benchmarks/input_pipeline.py [--data_dir DIR --name NAME] [--batches 8] [--repeats 3]
+[--step_rate 2.0 --per_host_batch 32] [--worker_memory]`. Without --data_dir it prepares a small
+synthetic set (3 train identities x 2 clips x 3 s) in a temporary folder first.
+Samples per core = samples per CPU-second of this process (one read thread, no workers), best of
+--repeats interleaved runs, so the figure depends little on how busy the shared machine is; wall
+samples/s are printed beside it. Baseline (ratio 1.0): reading and decoding one JPEG frame per
+sample with no pipeline around it. "cores to feed" = step_rate x per_host_batch / samples per core.
 """
 import argparse
 import os
@@ -24,7 +25,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from benchmarks.common import print_table  # noqa: E402
-from swaptalk_jax.data import dataset, pipelines, records, sampling  # noqa: E402
+from swaptalk_jax.data import dataset, pipelines, records  # noqa: E402
 
 STAGES = ("vqgan", "swap", "lip_expert", "lipsync")
 
@@ -38,7 +39,7 @@ def _prepare(out: pathlib.Path, size: int) -> tuple[str, str]:
 
 def _record_sizes(path: str, split: str) -> np.ndarray:
   """Serialized bytes of every record of a split (what a read pulls from disk)."""
-  from array_record.python import array_record_data_source  # pylint: disable=import-outside-toplevel
+  from array_record.python import array_record_data_source  # pylint: disable=g-import-not-at-top
   files = sorted(str(p) for p in pathlib.Path(path).glob(f"*-{split}.array_record-*"))
   source = array_record_data_source.ArrayRecordDataSource(files)
   return np.array([len(source[i]) for i in range(len(source))])

@@ -27,10 +27,11 @@ def _render_clip(args: tuple):
 
 
 def synthetic_source(identities: int, clips_per_identity: int, seconds: float, resolution: int,
-                     seed: int, test_identities: int, workers: int = 0) -> "ClipSource":
+                     seed: int, test_identities: int, workers: int = 0):
   """The built-in synthetic talking heads: identities [0, N - M) train, [N - M, N) test. Swap and
   re-sync ground-truth partners are drawn within a clip's own split, so no test face leaks.
-  workers > 0 renders clips in that many processes (same clips, same order)."""
+  workers > 0 renders clips in that many processes (same clips, same order). Returns a
+  `tfds_builder.ClipSource`."""
   from data_prep import synthetic  # pylint: disable=import-outside-toplevel
   from swaptalk_jax.data import records, tfds_builder  # pylint: disable=import-outside-toplevel
   if not 2 <= test_identities <= identities - 2:

@@ -84,7 +84,8 @@ class SplitReader:
     self.dataset_dir, self.split = str(dataset_dir), split
     self.meta = cached_meta(self.dataset_dir)
     if split not in self.meta.clip_tables:
-      raise KeyError(f"{self.dataset_dir}: no split {split!r} (has {sorted(self.meta.clip_tables)})")
+      raise KeyError(f"{self.dataset_dir}: no split {split!r} "
+                     f"(has {sorted(self.meta.clip_tables)})")
     self.clips = self.meta.clip_tables[split]
     self._source = None
 

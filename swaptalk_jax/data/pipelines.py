@@ -16,7 +16,7 @@ import pathlib
 import grain
 import ml_collections
 
-from swaptalk_jax.data import assemble, dataset, sampling
+from swaptalk_jax.data import assemble, sampling
 
 
 def default_data_config() -> ml_collections.ConfigDict:

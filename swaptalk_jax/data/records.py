@@ -8,15 +8,14 @@ A record is a flat dict of numpy arrays / bytes / strings (what TFDS `Tensor` fe
   audio         int16 [T*640]     the chunk's 16 kHz PCM (kept so other front ends can be used)
   mel           float32 [L,80]    log-mel covering the chunk plus `mel_margin` steps each side
   mel_start     int32             clip-global mel step of mel[0] (negative in the leading pad)
-  mel_valid     int32 [2]         clip-global mel steps [lo, hi) computed from real audio; outside it
-                                  the mel is that of zero padding (silence) at the clip's ends
+  mel_valid     int32 [2]         clip-global mel steps [lo, hi) computed from real audio;
+                                  outside it the mel is that of zero padding (silence)
   x_<name>      the extras of Clip.extras, encoded by their kind (see `ExtraSpec`).
 Global mel step s is centred on audio sample s*200 (80 steps/s); frame t starts at step
 `mel_start_for_frame(t)` = floor(3.2 t) (the audio front end's mapping).
 """
 import dataclasses
 import io
-import math
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -29,7 +28,7 @@ from swaptalk_jax.data.clip import FPS, SAMPLE_RATE, Clip
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
 CHUNK_FRAMES = 25
-MEL_MARGIN = 32             # mel steps each side of a chunk (10 frames): room for windows and shifts
+MEL_MARGIN = 32             # mel steps each side of a chunk (10 frames): windows and shifts
 MEL_HOP = MEL_CONFIG.hop_length             # 200 samples per mel step at 16 kHz
 NUM_MELS = MEL_CONFIG.num_mels               # 80
 WINDOW_STEPS = MEL_CONFIG.window_steps       # 16 mel steps per 5-frame window
@@ -46,7 +45,7 @@ class RecordError(ValueError):
 
 
 def chunk_bounds(num_frames: int, chunk_frames: int = CHUNK_FRAMES) -> list[tuple[int, int]]:
-  """Near-equal chunks of at most `chunk_frames` frames: 53 frames, 25 -> 18, 18, 17 (no tiny tail)."""
+  """Near-equal chunks of at most `chunk_frames` frames: 53, 25 -> 18, 17, 18 (no tiny tail)."""
   if num_frames <= 0:
     raise ValueError(f"a clip needs at least one frame, got {num_frames}")
   n = -(-num_frames // chunk_frames)
@@ -141,7 +140,7 @@ def _fit_audio(audio: np.ndarray, num_frames: int) -> np.ndarray:
 
 
 def _padded_mel(audio: np.ndarray, num_frames: int, margin: int, mel_fn: MelFn) -> np.ndarray:
-  """Log-mel of the clip's audio with `margin` steps of silence each side: row j = global step j-margin."""
+  """Log-mel of audio with `margin` steps of silence each side (row j: global step j - margin)."""
   pad = margin * MEL_HOP
   fitted = _fit_audio(audio, num_frames)
   mel = np.asarray(mel_fn(np.pad(fitted, (pad, pad))), np.float32)
@@ -215,8 +214,9 @@ def check_format_version(record: Mapping[str, Any], where: str) -> None:
     raise RecordError(f"{where}: not a swaptalk record (no format_version field)")
   version = int(record["format_version"])
   if version not in SUPPORTED_FORMAT_VERSIONS:
-    raise RecordError(f"{where}: record format_version {version} is not supported by this reader "
-                      f"(supported: {SUPPORTED_FORMAT_VERSIONS}); re-prepare the dataset or upgrade")
+    raise RecordError(f"{where}: record format_version {version} is not supported by this "
+                      f"reader (supported: {SUPPORTED_FORMAT_VERSIONS}); re-prepare the dataset "
+                      "or upgrade swaptalk_jax")
 
 
 def decode_frames(record: Mapping[str, Any], indices: Sequence[int], where: str,
@@ -233,7 +233,7 @@ def decode_frames(record: Mapping[str, Any], indices: Sequence[int], where: str,
 
 def mel_rows(record: Mapping[str, Any], start_step: int, length: int, where: str,
              key: str = "mel") -> np.ndarray:
-  """Clip-global mel steps [start_step, start_step + length) from a record -> float32 [length, 80]."""
+  """Clip-global mel steps [start_step, start_step + length) of a record -> float32 [length, 80]."""
   mel, m0 = record[key], int(record["mel_start"])
   lo = start_step - m0
   if lo < 0 or lo + length > mel.shape[0]:
