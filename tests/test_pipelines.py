@@ -189,6 +189,15 @@ def test_vqgan_flip_is_a_horizontal_mirror_of_the_same_frame(data_dir):
   np.testing.assert_array_equal(flipped["image"], plain["image"][:, :, ::-1])
 
 
+def test_images_are_resized_to_the_configured_size(data_dir):
+  small = next(pipelines.make_train_iterator("vqgan", _config(data_dir, image_size=16,
+                                                              vqgan=dict(flip_prob=0.0))))
+  full = next(pipelines.make_train_iterator("vqgan", _config(data_dir, vqgan=dict(flip_prob=0.0))))
+  assert small["image"].shape == (4, 16, 16, 3)
+  pooled = full["image"].reshape(4, 16, 2, 16, 2, 3).mean(axis=(2, 4))
+  assert np.abs(small["image"] - pooled).mean() < 0.05
+
+
 def test_mixing_follows_weights(data_dir):
   config = _config(data_dir)
   config.sources = [dict(name="toy_pipe", data_dir=str(data_dir), weight=3.0),

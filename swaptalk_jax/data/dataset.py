@@ -136,3 +136,11 @@ class SplitReader:
     for i, rec in zip(indices, out):
       records.check_format_version(rec, self.where(i))
     return out
+
+  def read_clip(self, clip_id: str):
+    """The whole clip `clip_id` as a `Clip` (frames decoded, audio from PCM, extras restored)."""
+    entry = next((c for c in self.clips if c.clip_id == clip_id), None)
+    if entry is None:
+      raise KeyError(f"{self.dataset_dir} {self.split}: no clip {clip_id!r}")
+    recs = self.read(range(entry.first_record, entry.first_record + entry.num_chunks))
+    return records.records_to_clip(recs, self.meta.extras, self.where(entry.first_record))
