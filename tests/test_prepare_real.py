@@ -280,3 +280,23 @@ def test_beam_pipeline_direct_runner(tmp_path):
                           ["--runner=DirectRunner"])
   assert sorted((r.key, r.status, r.stage) for r in results) == [
       ("bad", "failed", "probe"), ("v0", "done", ""), ("v1", "done", "")]
+
+
+def test_syncnet_hook_adapter(tmp_path, monkeypatch):
+  """The SyncNet adapter runs the repo's LSE search on aligned crops (random weights here: no
+  SyncNet weights are available) and converts its offset sign to PrepConfig's convention."""
+  from data_prep.real import sync
+  from swaptalk_jax.convert import params_io
+  from swaptalk_jax.convert import syncnet as convert_syncnet
+  from swaptalk_jax.metrics import lse
+  from swaptalk_jax.models import syncnet
+  variables = params_io.random_params(syncnet.abstract_variables())
+  path = str(tmp_path / "syncnet.safetensors")
+  params_io.save_params(path, variables, network=convert_syncnet.NETWORK,
+                        variant=convert_syncnet.VARIANT)
+  fn = sync.SyncNetOffset(path, vshift=2)
+  crops = real_media.face_frames(12, (64, 64))
+  offset, conf = fn(crops, real_media.speech(16000, 1, 12 / 25))
+  assert isinstance(offset, int) and -2 <= offset <= 2 and np.isfinite(conf)
+  monkeypatch.setattr(lse, "evaluate_clip", lambda *a, **k: lse.SyncScores(3, 7.5, 6.0))
+  assert fn(crops, real_media.speech(16000, 1, 12 / 25)) == (-3, 7.5)

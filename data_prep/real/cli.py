@@ -39,6 +39,9 @@ def _parser(source: str) -> argparse.ArgumentParser:
     value = getattr(defaults, field.name)
     kind = float if isinstance(value, float) or value is None else type(value)
     p.add_argument(f"--{field.name}", type=kind, default=value)
+  p.add_argument("--syncnet_params", default=None,
+                 help="converted SyncNet params file (`swaptalk convert syncnet`): checks and "
+                      "corrects audio-visual sync per clip (sets --sync_fn)")
   if source == "folder":
     p.add_argument("--identity_regex", default=folder.DEFAULT_RULE,
                    help="regex on the relative path with a group (?P<identity>...)")
@@ -60,6 +63,9 @@ def main(source: str, argv: list[str]) -> int:
     argv = argv[1:]  # a program name in front
   args = _parser(source).parse_args(argv)
   config = PrepConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PrepConfig)})
+  if args.syncnet_params:
+    from data_prep.real.sync import SyncNetOffset  # pylint: disable=g-import-not-at-top
+    config = dataclasses.replace(config, sync_fn=SyncNetOffset(args.syncnet_params))
   root = pathlib.Path(args.input)
   if not root.is_dir():
     raise SystemExit(f"--in {root}: not a directory")
