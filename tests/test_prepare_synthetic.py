@@ -163,3 +163,9 @@ def test_unknown_source_and_missing_out_are_usage_errors(capsys):
   with pytest.raises(SystemExit) as e:
     prepare.main(["swaptalk prepare", "synthetic", "--identities", "4"])
   assert e.value.code == 2 and "out" in capsys.readouterr().err
+
+
+def test_verify_command_reads_and_decodes_every_record(prepared, capsys):
+  out, _ = prepared
+  prepare.main(["swaptalk prepare", "verify", "--dataset", str(out / "synthetic" / "1.0.0")])
+  assert "0 problem(s)" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 """The record format, the TFDS builder and the checked reader: round trips and clear errors."""
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -151,3 +152,24 @@ def test_shards_are_written_uncompressed_with_one_record_per_group(dataset_dir):
   options = reader.writer_options_string()
   reader.close()
   assert "group_size:1," in options and "uncompressed" in options, options
+
+
+def test_verify_finds_nothing_in_a_good_dataset_and_names_bad_records(dataset_dir, tmp_path,
+                                                                       monkeypatch, clip):
+  assert dataset.verify(dataset_dir) == []
+  copy = tmp_path / "copy"
+  shutil.copytree(dataset_dir, copy)
+  shard = next(copy.glob("*-test.array_record-*"))
+  os.truncate(shard, shard.stat().st_size // 2)
+  problems = dataset.verify(copy)
+  assert problems and all(shard.name in p for p in problems)
+  real = records.encode_jpeg
+  monkeypatch.setattr(records, "encode_jpeg", lambda image, q: real(image, q)[:50])
+  source = dataclasses.replace(_source(records.infer_extras_spec(clip)), name="bad_jpegs")
+  bad = tfds_builder.prepare(source, tmp_path / "bad")
+  assert dataset.verify(bad, decode=False) == []  # the records themselves read fine
+  problems = dataset.verify(bad)
+  # One problem per record and JPEG field (its first bad frame): 8 records x (frames, swap_gt).
+  assert len(problems) == 8 * 2 and all("bad JPEG" in p for p in problems)
+  assert "bad_jpegs-train.array_record-00000-of-00001 record 0 (train record 0) frames_jpeg[0]" \
+      in problems[0]

@@ -3,6 +3,7 @@
   swaptalk prepare synthetic --out DIR [--identities 8 --clips_per_identity 2 --seconds 4
                                         --resolution 256 --seed 0 --test_identities 2]
   swaptalk prepare {hdtf,voxceleb2,folder} ...   (real footage: `data_prep.real.cli`)
+  swaptalk prepare verify --dataset DIR/<name>/<version> [--nodecode]   (check every record)
 
 The synthetic set's last `--test_identities` identities form the test split (splits by identity);
 the same flags and seed give the same dataset. Writes DIR/synthetic/<version>/.
@@ -99,9 +100,30 @@ def _synthetic_flags() -> flags.FlagValues:
   return fv
 
 
+def _verify(argv) -> None:
+  """`swaptalk prepare verify --dataset DIR [--nodecode]`: read (and decode) every record."""
+  from swaptalk_jax.data import dataset  # pylint: disable=import-outside-toplevel
+  fv = flags.FlagValues()
+  flags.DEFINE_string("dataset", None, "A prepared dataset: <data_dir>/<name>/<version>.",
+                      flag_values=fv, required=True)
+  flags.DEFINE_bool("decode", True, "Also decode every JPEG.", flag_values=fv)
+  try:
+    fv(argv)
+  except flags.Error as e:
+    print(f"{argv[0]}: {e}", file=sys.stderr)
+    sys.exit(2)
+  problems = dataset.verify(fv.dataset, decode=fv.decode)
+  for p in problems:
+    print(p)
+  print(f"{argv[0]}: {fv.dataset}: {len(problems)} problem(s)\n{summary(fv.dataset)}")
+  if problems:
+    sys.exit(1)
+
+
 def _usage(program: str) -> str:
   return (f"usage: {program} <source> [flags]\n  sources: {', '.join(SOURCES)}\n"
-          f"  {program} synthetic --helpfull  lists the synthetic set's flags")
+          f"  {program} synthetic --helpfull  lists the synthetic set's flags\n"
+          f"  {program} verify --dataset DIR  reads and decodes every record of a prepared set")
 
 
 def main(argv) -> None:
@@ -120,6 +142,9 @@ def main(argv) -> None:
         sys.exit(2)
       raise
     real_cli.main(source, rest)
+    return
+  if source == "verify":
+    _verify(rest)
     return
   if source != "synthetic":
     print(f"{program}: unknown source {source!r}\n{_usage(program)}", file=sys.stderr)

@@ -144,3 +144,39 @@ class SplitReader:
       raise KeyError(f"{self.dataset_dir} {self.split}: no clip {clip_id!r}")
     recs = self.read(range(entry.first_record, entry.first_record + entry.num_chunks))
     return records.records_to_clip(recs, self.meta.extras, self.where(entry.first_record))
+
+
+def verify(dataset_dir: str | pathlib.Path, decode: bool = True, batch: int = 16) -> list[str]:
+  """Reads every record of every split, checks it against the clip table and (decode=True)
+  decodes every JPEG. Returns the problems found, each naming the file and record; [] if none."""
+  meta = load_meta(dataset_dir)
+  jpeg_keys = ["frames_jpeg"] + [f"x_{k}" for k, s in meta.extras.items() if s.kind == "frames"]
+  problems = []
+  for split, table in meta.clip_tables.items():
+    reader = SplitReader(dataset_dir, split)
+    expected = [(c.clip_id, k, n) for c in table for k, n in enumerate(c.chunk_frames)]
+    for start in range(0, len(expected), batch):
+      indices = range(start, min(start + batch, len(expected)))
+      try:
+        recs = reader.read(indices)
+      except RecordError:  # a batch failed: read one by one to name every bad record
+        recs = []
+        for i in indices:
+          try:
+            recs.extend(reader.read([i]))
+          except RecordError as e:
+            problems.append(str(e))
+            recs.append(None)
+      for i, rec in zip(indices, recs):
+        if rec is None:
+          continue
+        got = (records.as_str(rec["clip_id"]), int(rec["chunk_index"]), len(rec["frames_jpeg"]))
+        if got != expected[i]:
+          problems.append(f"{reader.where(i)}: holds (clip, chunk, frames) {got}, the clip table "
+                          f"says {expected[i]}")
+        for key in jpeg_keys if decode else ():
+          try:
+            records.decode_frames(rec, range(len(rec[key])), reader.where(i), key)
+          except RecordError as e:
+            problems.append(str(e))
+  return problems
