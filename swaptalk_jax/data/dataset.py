@@ -73,8 +73,15 @@ def load_meta(dataset_dir: str | pathlib.Path) -> DatasetMeta:
 
 
 @functools.lru_cache(maxsize=32)
-def cached_meta(dataset_dir: str) -> DatasetMeta:
+def _cached_meta(dataset_dir: str, mtime_ns: int) -> DatasetMeta:
+  del mtime_ns  # part of the cache key only: a re-prepared dataset is read again
   return load_meta(dataset_dir)
+
+
+def cached_meta(dataset_dir: str) -> DatasetMeta:
+  """`load_meta`, read once per process (samplers and readers of every source share it)."""
+  path = pathlib.Path(dataset_dir) / "metadata.json"
+  return _cached_meta(str(dataset_dir), path.stat().st_mtime_ns if path.exists() else 0)
 
 
 class SplitReader:
