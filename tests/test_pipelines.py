@@ -255,3 +255,19 @@ def test_worker_processes_give_the_same_batches_and_resume(data_dir):
     _assert_same(_take(resumed, 2), threads[2:])
   finally:
     resumed.close()
+
+
+def test_vqgan_frames_per_read_shares_reads_and_shards_like_single_frames(data_dir):
+  config = _config(data_dir, batch_size=8, vqgan=dict(frames_per_read=4))
+  one = _take(pipelines.make_train_iterator("vqgan", config), 2)
+  assert one[0]["image"].shape == (8, SIZE, SIZE, 3)
+  p0 = _take(pipelines.make_train_iterator("vqgan", config, 0, 2), 2)
+  p1 = _take(pipelines.make_train_iterator("vqgan", config, 1, 2), 2)
+  _assert_same(one, [{"image": np.concatenate([a["image"], b["image"]])} for a, b in zip(p0, p1)])
+  plans = _plans(data_dir, "vqgan", 20, vqgan=dict(frames_per_read=4))
+  for p in plans:  # four distinct frames of one record (every chunk here has >= 4 frames)
+    refs = p["images"]["image"]
+    assert len({r[0] for r in refs}) == 1 and len({r[1] for r in refs}) == 4
+  with pytest.raises(ValueError, match="frames_per_read"):
+    pipelines.make_train_iterator("vqgan", _config(data_dir, batch_size=6,
+                                                   vqgan=dict(frames_per_read=4)))

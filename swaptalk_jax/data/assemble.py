@@ -20,6 +20,17 @@ class ProcessShare:
     return list(plans[self.process_index * n:(self.process_index + 1) * n])
 
 
+class MergeFramesPerRead:
+  """[n, k, ...] images of `key` (k frames per read) -> [n * k, ...]: a batch of single images."""
+
+  def __init__(self, key: str):
+    self.key = key
+
+  def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    value = batch[self.key]
+    return dict(batch, **{self.key: value.reshape((-1,) + value.shape[2:])})
+
+
 class BatchAssembler:
   """Plans -> {key: np.ndarray}: images float32 [B,(k,)S,S,3] in [-1, 1], mels float32
   [B,(k,)steps,80], values as arrays. `sources` are (dataset_dir, split) in plan 'source' order."""

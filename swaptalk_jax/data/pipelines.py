@@ -33,7 +33,9 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.worker_buffer_size = 2      # batches buffered per worker process
   c.read_threads = 2            # threads reading + decoding batches in each process
   c.prefetch_buffer = 4         # batches prefetched in each process
-  c.vqgan = ml_collections.ConfigDict(dict(flip_prob=0.5))
+  # frames_per_read: images taken from each chunk read (1: every image from its own read). k > 1
+  # divides the bytes read per image by k, at the price of k correlated frames per batch.
+  c.vqgan = ml_collections.ConfigDict(dict(flip_prob=0.5, frames_per_read=1))
   c.swap = ml_collections.ConfigDict(dict(same_identity_fraction=0.5))
   c.lip_expert = ml_collections.ConfigDict(dict(window=5, positive_fraction=0.5,
                                                 min_offset_frames=5))
@@ -112,10 +114,16 @@ def _make_iterator(stage: str, data_config: ml_collections.ConfigDict, split_key
                      f"process_count {process_count}")
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+  per_read = int(config[stage].get("frames_per_read", 1))
+  if config.batch_size % (per_read * process_count):
+    raise ValueError(f"global batch_size {config.batch_size} is not divisible by "
+                     f"{stage}.frames_per_read {per_read} x process_count {process_count}")
   ds, sources = plan_dataset(stage, config, config[split_key], train)
-  ds = ds.batch(config.batch_size, drop_remainder=True, batch_fn=list)
+  ds = ds.batch(config.batch_size // per_read, drop_remainder=True, batch_fn=list)
   ds = ds.map(assemble.ProcessShare(process_index, process_count))
   ds = ds.map(assemble.BatchAssembler(sources, config.image_size, config[stage].get("window", 5)))
+  if per_read > 1:
+    ds = ds.map(assemble.MergeFramesPerRead("image"))
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
                                                prefetch_buffer_size=config.prefetch_buffer))
   if config.worker_count > 0:

@@ -107,7 +107,12 @@ class PlanSampler(grain.transforms.RandomMap):
   # --- stages
 
   def _plan_vqgan(self, record, rng, plan):
-    plan["images"]["image"] = (record, int(rng.integers(self.index.length[record])), FRAMES)
+    k, n = int(self.cfg.get("frames_per_read", 1)), int(self.index.length[record])
+    if k == 1:
+      plan["images"]["image"] = (record, int(rng.integers(n)), FRAMES)
+    else:  # k frames of one chunk: one read serves k images (distinct frames where it has them)
+      frames = rng.choice(n, size=k, replace=n < k)
+      plan["images"]["image"] = [(record, int(f), FRAMES) for f in frames]
     plan["flip"] = bool(self.train and rng.random() < self.cfg.get("flip_prob", 0.0))
 
   def _random_frame(self, records: np.ndarray, rng) -> tuple[int, int, str]:
