@@ -44,9 +44,12 @@ def run_steps(config, workdir, devices, num_steps):
 
 def restore_params(config, workdir, devices=None):
   """The latest checkpoint of `workdir`, restored onto `devices` (default: 1 device), on host."""
+  from swaptalk_jax.core import checkpoint
   trainer = build_trainer(config, workdir, devices=devices or jax.devices()[:1])
+  step = trainer.manager.latest_step()
+  assert step is not None, f"no checkpoint in {workdir}"
   with jax.set_mesh(trainer.mesh):
-    state = trainer.restore_or_init()
+    state, _ = checkpoint.restore(trainer.manager, step, trainer.abstract_state, None)
   return jax.device_get(state)
 
 

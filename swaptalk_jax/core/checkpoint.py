@@ -99,10 +99,18 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, config: ml_colle
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any,
             data_iterator: Optional[Any]) -> tuple[Any, Any]:
   """Restores (state, data_iterator) at `step`; `abstract_state` leaves are ShapeDtypeStructs with
-  the target shardings."""
+  the target shardings. Without a data iterator (or its saved state) the iterator is returned as is."""
+  fresh_iterator = data_iterator
   items = dict(state=ocp.args.StandardRestore(abstract_state))
+  data_file = os.path.join(manager.directory, str(step), "data",
+                           f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+  if data_iterator is not None and not os.path.exists(data_file):
+    logging.warning("checkpoint step %d has no data-iterator state for process %d of %d (saved with "
+                    "another process count?): the input pipeline starts from its beginning",
+                    step, jax.process_index(), jax.process_count())
+    data_iterator = None
   if data_iterator is not None:
     items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
   logging.info("restored checkpoint step %d from %s", step, manager.directory)
-  return restored["state"], (restored["data"] if data_iterator is not None else None)
+  return restored["state"], (restored["data"] if data_iterator is not None else fresh_iterator)
