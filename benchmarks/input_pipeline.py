@@ -28,14 +28,19 @@ from benchmarks.common import print_table  # noqa: E402
 from swaptalk_jax.data import dataset, pipelines, records  # noqa: E402
 
 STAGES = ("vqgan", "swap", "lip_expert", "lipsync")
-# (row label, stage, overrides of the stage's config)
-ROWS = (("vqgan", "vqgan", {}), ("vqgan, 4 frames/read", "vqgan", dict(frames_per_read=4)),
-        ("swap", "swap", {}), ("lip_expert", "lip_expert", {}), ("lipsync", "lipsync", {}))
+# (row label, stage, overrides of the data config: 'stage.key' or top-level 'key')
+ROWS = (("vqgan", "vqgan", {}), ("vqgan, 4 frames/read", "vqgan", {"vqgan.frames_per_read": 4}),
+        ("vqgan, sequential reads", "vqgan", {"parallel_reads": False}),
+        ("swap", "swap", {}), ("lip_expert", "lip_expert", {}), ("lipsync", "lipsync", {}),
+        ("lipsync, sequential reads", "lipsync", {"parallel_reads": False}))
 
 
 def _with(config, stage: str, overrides: dict):
+  del stage
   config = config.copy_and_resolve_references()
-  config[stage].update(overrides)
+  for key, value in overrides.items():
+    section, _, field = key.rpartition(".")
+    (config[section] if section else config)[field] = value
   return config
 
 

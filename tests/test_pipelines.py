@@ -100,6 +100,13 @@ def test_two_processes_concatenate_to_the_global_batch(data_dir, stage):
   _assert_same(one, [{k: np.concatenate([a[k], b[k]]) for k in a} for a, b in zip(p0, p1)])
 
 
+def test_sequential_reads_give_the_same_batches(data_dir):
+  parallel = _take(pipelines.make_train_iterator("swap", _config(data_dir)), 2)
+  sequential = _take(pipelines.make_train_iterator("swap", _config(data_dir, parallel_reads=False)),
+                     2)
+  _assert_same(parallel, sequential)
+
+
 def test_iterator_state_restores_mid_epoch(data_dir):
   it = pipelines.make_train_iterator("vqgan", _config(data_dir))
   _take(it, 2)

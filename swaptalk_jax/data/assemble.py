@@ -35,14 +35,16 @@ class BatchAssembler:
   """Plans -> {key: np.ndarray}: images float32 [B,(k,)S,S,3] in [-1, 1], mels float32
   [B,(k,)steps,80], values as arrays. `sources` are (dataset_dir, split) in plan 'source' order."""
 
-  def __init__(self, sources: Sequence[tuple[str, str]], image_size: int, window: int = 5):
+  def __init__(self, sources: Sequence[tuple[str, str]], image_size: int, window: int = 5,
+               parallel_reads: bool = True):
     self.sources = [tuple(s) for s in sources]
     self.image_size, self.mel_steps = int(image_size), num_steps_for_frames(window)
+    self.parallel_reads = parallel_reads
     self._readers = None
 
   def __getstate__(self):
     return dict(sources=self.sources, image_size=self.image_size, mel_steps=self.mel_steps,
-                _readers=None)
+                parallel_reads=self.parallel_reads, _readers=None)
 
   def _reader(self, source: int) -> dataset.SplitReader:
     if self._readers is None:
@@ -59,7 +61,7 @@ class BatchAssembler:
     out = {}
     for source, recs in wanted.items():
       recs = sorted(recs)
-      for rec, value in zip(recs, self._reader(source).read(recs)):
+      for rec, value in zip(recs, self._reader(source).read(recs, self.parallel_reads)):
         out[(source, rec)] = value
     return out
 

@@ -1,7 +1,6 @@
 """Opening a prepared dataset for reading: its clip table, extras and checked batched record reads.
 
-`open_split(dataset_dir, split)` gives a `SplitReader` whose `read(indices)` does one batched
-ArrayRecord read and turns every failure (damaged shard, undecodable record, unknown
+`SplitReader(dataset_dir, split).read(indices)` does one batched ArrayRecord read and turns every failure (damaged shard, undecodable record, unknown
 format_version) into a `RecordError` naming the shard file and record. No TensorFlow needed.
 """
 import bisect
@@ -84,6 +83,18 @@ def cached_meta(dataset_dir: str) -> DatasetMeta:
   return _cached_meta(str(dataset_dir), path.stat().st_mtime_ns if path.exists() else 0)
 
 
+def _raise_malloc_mmap_threshold(size: int = 8 << 20) -> None:
+  """Lets glibc serve record-sized buffers from its heap.
+
+  glibc's malloc hands out blocks above its mmap threshold (128 KiB at start) as fresh mmaps, so
+  every ~1 MB record read page-faults a new buffer in: 1.9 ms of CPU per read here instead of
+  0.3 ms. Freeing one mmapped block raises the (dynamic) threshold to that block's size, after
+  which records up to `size` reuse heap memory. No effect with other allocators.
+  """
+  block = bytearray(size)
+  del block
+
+
 class SplitReader:
   """Random access to one split's records. Picklable: the data source opens lazily per process."""
 
@@ -104,6 +115,7 @@ class SplitReader:
 
   def _open(self):
     if self._source is None:
+      _raise_malloc_mmap_threshold()
       try:
         builder = tfds.builder_from_directory(self.dataset_dir)
         self._source = builder.as_data_source(split=self.split)
@@ -126,12 +138,17 @@ class SplitReader:
     local = index - (self._ends[shard - 1] if shard else 0)
     return f"{self._files[shard]} record {local} ({self.split} record {index})"
 
-  def read(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-    """Records at split-global `indices`, in that order, in one batched read; format checked."""
+  def read(self, indices: Sequence[int], parallel: bool = True) -> list[dict[str, Any]]:
+    """Records at split-global `indices`, in that order; format checked.
+
+    parallel: one batched read fetching the records concurrently (what remote storage needs);
+    False reads them one after another, which costs less CPU on a local disk (no thread pool per
+    call: 0.6 vs ~1 ms per 1 MB record here).
+    """
     source = self._open()
     indices = [int(i) for i in indices]
     try:
-      out = source.__getitems__(indices)
+      out = source.__getitems__(indices) if parallel else [source[i] for i in indices]
     except Exception as batch_error:  # find the culprit so the message names one file and record
       for i in indices:
         try:
