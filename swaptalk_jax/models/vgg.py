@@ -31,19 +31,26 @@ def torchvision_feature_indices() -> dict[str, int]:
 
 
 class VGG16Features(nn.Module):
-  """x: [N, H, W, 3] (already shifted/scaled by the caller) -> tuple of the 5 relu taps."""
+  """x: [N, H, W, 3] (already shifted/scaled by the caller) -> tuple of the 5 relu taps.
+
+  Each stage after the first starts with relu(max_pool(pre-activation)) of the previous stage's
+  last conv, which equals max_pool(relu(...)) exactly (relu is monotone). Written this way because
+  XLA:CPU in jax 0.12.0.1 compiles bf16 conv -> relu -> 2x2 max-pool -> conv chains into inf/NaN
+  (f32, and jax 0.10.2, are fine); the pool-then-relu order avoids that fusion.
+  """
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, ...]:
     taps = []
     x = x.astype(self.dtype)
+    pre_activation = None
     for stage, widths in enumerate(VGG16_STAGES, start=1):
       if stage > 1:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+        x = nn.relu(nn.max_pool(pre_activation, (2, 2), strides=(2, 2), padding="VALID"))
       for index, width in enumerate(widths, start=1):
-        x = Conv(width, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
-                 name=f"conv{stage}_{index}")(x)
-        x = nn.relu(x)
+        pre_activation = Conv(width, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
+                              name=f"conv{stage}_{index}")(x)
+        x = nn.relu(pre_activation)
       taps.append(x)
     return tuple(taps)
