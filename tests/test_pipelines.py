@@ -170,8 +170,9 @@ def test_swap_pairs_identities_and_ground_truth(data_dir):
   assert 0.15 < same.mean() < 0.45
   for p in plans:
     src, tgt, gt = p["images"]["source"], p["images"]["target"], p["images"]["target_gt"]
-    if p["values"]["same_identity"]:
+    if p["values"]["same_identity"]:  # another clip of the identity (each has two here)
       assert ident(src[0]) == ident(tgt[0]) and gt == tgt
+      assert index.clip_of[src[0]] != index.clip_of[tgt[0]]
     else:  # this dataset renders exact swaps with the GT identity: source must be that identity
       want = index.clips[index.clip_of[tgt[0]]].extras["swap_gt_identity"]
       assert ident(src[0]) == want != ident(tgt[0])

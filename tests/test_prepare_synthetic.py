@@ -169,3 +169,20 @@ def test_verify_command_reads_and_decodes_every_record(prepared, capsys):
   out, _ = prepared
   prepare.main(["swaptalk prepare", "verify", "--dataset", str(out / "synthetic" / "1.0.0")])
   assert "0 problem(s)" in capsys.readouterr().out
+
+
+def test_same_identity_pairs_with_one_clip_per_identity_use_another_frame(prepared):
+  from swaptalk_jax.data import sampling  # pylint: disable=import-outside-toplevel
+  out, _ = prepared
+  config = pipelines.default_data_config()
+  config.sources = [dict(name="synthetic", data_dir=str(out), weight=1.0)]
+  config.swap.same_identity_fraction = 1.0
+  config = pipelines.resolve_config(config)
+  plans, _ = pipelines.plan_dataset("swap", config, "train", True)
+  index = sampling.SplitIndex.build(dataset.load_meta(pipelines.dataset_path(config.sources[0])),
+                                    "train")
+  clip_frame = lambda ref: int(index.first_frame[ref[0]]) + ref[1]
+  for i in range(50):
+    src, tgt = plans[i]["images"]["source"], plans[i]["images"]["target"]
+    assert index.clip_of[src[0]] == index.clip_of[tgt[0]]  # the identity's only clip
+    assert clip_frame(src) != clip_frame(tgt)

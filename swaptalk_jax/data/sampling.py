@@ -119,6 +119,21 @@ class PlanSampler(grain.transforms.RandomMap):
     r = int(records[rng.integers(len(records))])
     return r, int(rng.integers(self.index.length[r])), FRAMES
 
+  def _same_identity_source(self, target: tuple, identity: str, rng) -> tuple[int, int, str]:
+    """A frame of the same identity from another clip when it has one (else another frame of the
+    target's clip), so a same-identity pair is never the target copied."""
+    idx, records = self.index, self.index.identity_records[identity]
+    target_clip = idx.clip_of[target[0]]
+    for _ in range(32):  # rejection sampling: cheap for big tables
+      r = int(records[rng.integers(len(records))])
+      if idx.clip_of[r] != target_clip:
+        return r, int(rng.integers(idx.length[r])), FRAMES
+    clip = idx.clips[target_clip]
+    frame = int(idx.first_frame[target[0]]) + target[1]
+    other = int(rng.integers(max(clip.num_frames - 1, 1)))
+    other += other >= frame and clip.num_frames > 1  # skip the target frame itself
+    return (*clip.chunk_of_frame(other), FRAMES)
+
   def _plan_swap(self, record, rng, plan):
     idx = self.index
     target = (record, int(rng.integers(idx.length[record])), FRAMES)
@@ -126,7 +141,7 @@ class PlanSampler(grain.transforms.RandomMap):
     same = rng.random() < self.cfg.get("same_identity_fraction", 0.5)
     gt_identity = idx.clips[idx.clip_of[record]].extras.get("swap_gt_identity")
     if same:
-      source, gt, has_gt = self._random_frame(idx.identity_records[identity], rng), target, True
+      source, gt, has_gt = self._same_identity_source(target, identity, rng), target, True
     elif idx.has_swap_gt and gt_identity in idx.identity_records:
       # The dataset rendered this target with identity `gt_identity`'s face: exact ground truth.
       source = self._random_frame(idx.identity_records[gt_identity], rng)
