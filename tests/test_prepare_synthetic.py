@@ -186,3 +186,11 @@ def test_same_identity_pairs_with_one_clip_per_identity_use_another_frame(prepar
     src, tgt = plans[i]["images"]["source"], plans[i]["images"]["target"]
     assert index.clip_of[src[0]] == index.clip_of[tgt[0]]  # the identity's only clip
     assert clip_frame(src) != clip_frame(tgt)
+
+
+def test_help_lists_the_synthetic_flags(capsys):
+  with pytest.raises(SystemExit) as e:
+    prepare.main(["swaptalk prepare", "synthetic", "--help"])
+  assert e.value.code == 0
+  out = capsys.readouterr().out
+  assert all(f"--{f}" in out for f in ("out", "identities", "seed", "test_identities", "workers"))

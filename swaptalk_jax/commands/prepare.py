@@ -100,6 +100,21 @@ def _synthetic_flags() -> flags.FlagValues:
   return fv
 
 
+def _parse(fv: flags.FlagValues, argv) -> None:
+  """Parses argv[1:] into `fv`; --help lists the flags; bad flags or arguments exit 2."""
+  if any(a in ("-h", "--help", "--helpfull", "--helpshort") for a in argv[1:]):
+    print(f"usage: {argv[0]} [flags]\n\n{fv.get_help()}")
+    sys.exit(0)
+  try:
+    extra = fv(argv)
+  except flags.Error as e:
+    print(f"{argv[0]}: {e}\n  ({argv[0]} --help lists the flags)", file=sys.stderr)
+    sys.exit(2)
+  if len(extra) > 1:
+    print(f"{argv[0]}: unexpected arguments {extra[1:]}", file=sys.stderr)
+    sys.exit(2)
+
+
 def _verify(argv) -> None:
   """`swaptalk prepare verify --dataset DIR [--nodecode]`: read (and decode) every record."""
   from swaptalk_jax.data import dataset  # pylint: disable=import-outside-toplevel
@@ -107,11 +122,7 @@ def _verify(argv) -> None:
   flags.DEFINE_string("dataset", None, "A prepared dataset: <data_dir>/<name>/<version>.",
                       flag_values=fv, required=True)
   flags.DEFINE_bool("decode", True, "Also decode every JPEG.", flag_values=fv)
-  try:
-    fv(argv)
-  except flags.Error as e:
-    print(f"{argv[0]}: {e}", file=sys.stderr)
-    sys.exit(2)
+  _parse(fv, argv)
   problems = dataset.verify(fv.dataset, decode=fv.decode)
   for p in problems:
     print(p)
@@ -122,7 +133,7 @@ def _verify(argv) -> None:
 
 def _usage(program: str) -> str:
   return (f"usage: {program} <source> [flags]\n  sources: {', '.join(SOURCES)}\n"
-          f"  {program} synthetic --helpfull  lists the synthetic set's flags\n"
+          f"  {program} synthetic --help  lists the synthetic set's flags\n"
           f"  {program} verify --dataset DIR  reads and decodes every record of a prepared set")
 
 
@@ -150,14 +161,7 @@ def main(argv) -> None:
     print(f"{program}: unknown source {source!r}\n{_usage(program)}", file=sys.stderr)
     sys.exit(2)
   fv = _synthetic_flags()
-  try:
-    extra = fv(rest)
-  except flags.Error as e:
-    print(f"{program} synthetic: {e}\n{fv.main_module_help()}", file=sys.stderr)
-    sys.exit(2)
-  if len(extra) > 1:
-    print(f"{program} synthetic: unexpected arguments {extra[1:]}", file=sys.stderr)
-    sys.exit(2)
+  _parse(fv, rest)
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   tfds.disable_progress_bar()
   existed = any(pathlib.Path(fv.out).glob("synthetic/*/metadata.json"))
