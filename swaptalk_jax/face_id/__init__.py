@@ -1,6 +1,7 @@
 """Real pretrained face models for the metrics, shipped offline by registry packages (dlib).
 
 `identity.DlibIdentityEmbedder`: dlib's face-recognition ResNet (128-d; ID retrieval, consistency).
-`landmarks.DlibLandmarks`: HOG face detector + dlib's 5- and 68-point shape predictors (LMD).
-The weight files come from the `face_recognition_models` package; dlib from `dlib-bin`.
+`landmarks.FaceLandmarks`: 68-point landmarks (LMD) and the 5-point shapes the embedder aligns with.
+Detection, model files and the 68-point predictor are the face module's (swaptalk_jax/face/); the
+weight files come from the `face_recognition_models` package, dlib from `dlib-bin`.
 """

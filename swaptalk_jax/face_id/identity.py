@@ -1,35 +1,45 @@
 """Identity embeddings for the metrics (ID retrieval, consistency) from dlib's face-recognition
 ResNet: 5-point alignment to a 150x150 chip, then a 128-d descriptor. Same person: Euclidean
-distance typically < 0.6 (dlib's threshold); the embeddings are close to unit length.
+distance typically < 0.6 (dlib's threshold); the descriptors are close to unit length.
 
 This is deliberately a different recogniser from the ArcFace used in training (the paper's ID
 retrieval uses "a face recogniser other than the training one").
 """
+import functools
+
 import numpy as np
 
+from swaptalk_jax.face import models
 from swaptalk_jax.face_id import landmarks as landmarks_lib
-from swaptalk_jax.face_id import model_files
 
+RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 EMBEDDING_DIM = 128
 SAME_PERSON_THRESHOLD = 0.6
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 
 
+@functools.lru_cache(maxsize=2)
+def _recognition_model(path: str):
+  import dlib  # pylint: disable=import-outside-toplevel
+  return dlib.face_recognition_model_v1(path)
+
+
 class DlibIdentityEmbedder:
   """image (+ face box) -> 128-d descriptor; models load once, on construction."""
 
-  def __init__(self, face_models: landmarks_lib.DlibLandmarks | None = None):
-    dlib = model_files.load_dlib()
+  def __init__(self, face_models: landmarks_lib.FaceLandmarks | None = None,
+               model_file: str | None = None):
+    import dlib  # pylint: disable=import-outside-toplevel
     self._dlib = dlib
-    self.faces = face_models or landmarks_lib.DlibLandmarks()
-    self._recognition = dlib.face_recognition_model_v1(model_files.model_path("recognition"))
+    self.faces = face_models or landmarks_lib.FaceLandmarks()
+    self._recognition = _recognition_model(models.model_path(RECOGNITION_MODEL, model_file))
 
   def face_chip(self, image: np.ndarray, box=None) -> np.ndarray:
     """The aligned 150x150 RGB chip the network sees (5-point alignment, padding 0.25)."""
     image = landmarks_lib.as_rgb_uint8(image)
-    box = self.faces.largest_face(image) if box is None else box
-    shape = self.faces.shape(image, box, points=5)
+    box = landmarks_lib.largest_face(image) if box is None else box
+    shape = self.faces.shape_5(image, box)
     return np.asarray(self._dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
 
   def embed_chip(self, chip: np.ndarray) -> np.ndarray:

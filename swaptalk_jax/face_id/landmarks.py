@@ -1,13 +1,20 @@
-"""dlib's HOG face detector and 5/68-point shape predictors on RGB uint8 images (numpy [H, W, 3]).
+"""Face boxes and landmarks for the metrics, on the face module's detector and dlib predictors.
 
-Boxes are (left, top, right, bottom) pixel arrays; landmarks are [K, 2] float (x, y) in the
-iBUG 300-W order for 68 points (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67).
+Images are RGB uint8 numpy [H, W, 3]; boxes are (x0, y0, x1, y1) frame pixels, x1/y1 exclusive (the
+face module's convention); landmarks are [K, 2] float (x, y), 68 points in the iBUG 300-W order.
 """
+import dataclasses
+
 import numpy as np
 
-from swaptalk_jax.face_id import model_files
+from swaptalk_jax.face import detect
+from swaptalk_jax.face import landmarks as face_landmarks
+from swaptalk_jax.face import models
 
 MOUTH_68 = slice(48, 68)
+FIVE_POINT_MODEL = "shape_predictor_5_face_landmarks.dat"
+# Metrics see face crops and photos: search them whole (up to 1600 px) for faces of >= 48 px.
+METRIC_DETECTOR = detect.DetectorConfig(min_face=48, max_work_side=1600)
 
 
 class NoFaceError(ValueError):
@@ -22,57 +29,44 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def full_image_box(image: np.ndarray) -> np.ndarray:
-  """The whole image as the face box (for inputs that are face crops already)."""
-  return np.array([0, 0, image.shape[1] - 1, image.shape[0] - 1])
+  """The whole image as the face box (for inputs that are aligned face crops already)."""
+  return np.array([0, 0, image.shape[1], image.shape[0]], np.float32)
 
 
-def five_points_from_68(landmarks_68: np.ndarray) -> np.ndarray:
-  """ArcFace's 5 points (left eye centre, right eye centre, nose tip, left/right mouth corner, as
-  seen in the image) from 68-point landmarks."""
-  points = np.asarray(landmarks_68, np.float64)
-  return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48],
-                   points[54]])
+def largest_face(image: np.ndarray, config: detect.DetectorConfig = METRIC_DETECTOR) -> np.ndarray:
+  """(x0, y0, x1, y1) of the largest detected face; NoFaceError when there is none."""
+  boxes = detect.detect_faces(as_rgb_uint8(image), config)
+  if not len(boxes):
+    raise NoFaceError(f"no face detected in the {image.shape[1]}x{image.shape[0]} image")
+  return boxes[0, :4]
 
 
-class DlibLandmarks:
-  """Face detection + landmarks with dlib; the models load once, on construction."""
+@dataclasses.dataclass
+class FaceLandmarks:
+  """68-point landmarks (LMD) and dlib 5-point shapes (identity chips); models load once.
 
-  def __init__(self, upsample: int = 1):
-    dlib = model_files.load_dlib()
-    self._dlib, self.upsample = dlib, upsample
-    self._detector = dlib.get_frontal_face_detector()
-    self._predictors = {
-        68: dlib.shape_predictor(model_files.model_path("landmarks_68")),
-        5: dlib.shape_predictor(model_files.model_path("landmarks_5")),
-    }
+  model_68 / model_5: explicit .dat paths, else found in the installed packages (face.models).
+  """
+  model_68: str | None = None
+  model_5: str | None = None
 
-  def detect(self, image: np.ndarray) -> np.ndarray:
-    """[K, 4] boxes (left, top, right, bottom), largest first; K may be 0."""
-    rects = self._detector(as_rgb_uint8(image), self.upsample)
-    boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.int64)
-    if not len(boxes):
-      return boxes.reshape(0, 4)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return boxes[np.argsort(-areas, kind="stable")]
+  def __post_init__(self):
+    import dlib  # pylint: disable=import-outside-toplevel
+    self._dlib = dlib
+    self._predict_68 = face_landmarks.LandmarkPredictor(self.model_68)
+    self._predict_5 = models.shape_predictor(models.model_path(FIVE_POINT_MODEL, self.model_5))
 
-  def largest_face(self, image: np.ndarray) -> np.ndarray:
-    boxes = self.detect(image)
-    if not len(boxes):
-      raise NoFaceError(f"no face detected in the {image.shape[1]}x{image.shape[0]} image")
-    return boxes[0]
+  def landmarks(self, image: np.ndarray, box=None) -> np.ndarray:
+    """[68, 2] landmarks of the face in `box` (default: the largest detected face)."""
+    image = as_rgb_uint8(image)
+    box = largest_face(image) if box is None else box
+    return self._predict_68(image, np.asarray(box)).astype(np.float64)
 
-  def rectangle(self, box):
-    left, top, right, bottom = (int(round(v)) for v in box)
-    return self._dlib.rectangle(left, top, right, bottom)
+  def shape_5(self, image: np.ndarray, box):
+    """dlib's 5-point full_object_detection of the face in `box` (input of dlib's face chips)."""
+    x0, y0, x1, y1 = (int(round(v)) for v in np.asarray(box)[:4])
+    return self._predict_5(as_rgb_uint8(image), self._dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
 
-  def shape(self, image: np.ndarray, box, points: int = 68):
-    """dlib's full_object_detection (used by the identity embedder's face chips)."""
-    return self._predictors[points](as_rgb_uint8(image), self.rectangle(box))
-
-  def landmarks(self, image: np.ndarray, box=None, points: int = 68) -> np.ndarray:
-    """[points, 2] landmarks of the face in `box` (default: the largest detected face)."""
-    if points not in self._predictors:
-      raise ValueError(f"points must be 5 or 68, got {points}")
-    box = self.largest_face(image) if box is None else box
-    shape = self.shape(image, box, points)
-    return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
+  def five_points(self, image: np.ndarray, box) -> np.ndarray:
+    """[5, 2] raw points of dlib's 5-point model (eye corners and nose base, dlib's order)."""
+    return np.array([[p.x, p.y] for p in self.shape_5(image, box).parts()], np.float64)
