@@ -21,8 +21,9 @@ from swaptalk_jax.data import assemble, sampling
 
 def default_data_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  # name: dataset name (folder under data_dir); data_dir: the `--out` of `swaptalk prepare`.
-  c.sources = [dict(name="synthetic", data_dir="data/synthetic", weight=1.0)]
+  # name: dataset name (folder under data_dir); data_dir: the `--out` of `swaptalk prepare`
+  # (`swaptalk prepare synthetic --out data` writes data/synthetic/1.0.0).
+  c.sources = [dict(name="synthetic", data_dir="data", weight=1.0)]
   c.train_split = "train"
   c.eval_split = "test"
   c.image_size = 256            # resized on decode when the stored crops differ
@@ -55,8 +56,10 @@ def dataset_path(source: dict) -> pathlib.Path:
   versions = sorted((p for p in root.glob("*.*.*") if (p / "metadata.json").exists()),
                     key=lambda p: tuple(int(x) for x in p.name.split(".") if x.isdigit()))
   if not versions:
+    command = f"swaptalk prepare {source['name'] if source['name'] == 'synthetic' else '<source>'}"
     raise FileNotFoundError(f"no prepared dataset at {root} (expected {root}/<version>/"
-                            "metadata.json; run `swaptalk prepare`)")
+                            f"metadata.json): run `{command} --out {source['data_dir']}` or set "
+                            "data.sources")
   return versions[-1]
 
 
