@@ -107,6 +107,13 @@ def test_sequential_reads_give_the_same_batches(data_dir):
   _assert_same(parallel, sequential)
 
 
+def test_more_read_threads_give_the_same_batches(data_dir):
+  one = _take(pipelines.make_train_iterator("lipsync", _config(data_dir)), 4)
+  three = _take(pipelines.make_train_iterator("lipsync", _config(data_dir, read_threads=3,
+                                                                 prefetch_buffer=6)), 4)
+  _assert_same(one, three)
+
+
 def test_iterator_state_restores_mid_epoch(data_dir):
   it = pipelines.make_train_iterator("vqgan", _config(data_dir))
   _take(it, 2)

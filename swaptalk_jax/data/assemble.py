@@ -40,15 +40,10 @@ class BatchAssembler:
     self.sources = [tuple(s) for s in sources]
     self.image_size, self.mel_steps = int(image_size), num_steps_for_frames(window)
     self.parallel_reads = parallel_reads
-    self._readers = None
-
-  def __getstate__(self):
-    return dict(sources=self.sources, image_size=self.image_size, mel_steps=self.mel_steps,
-                parallel_reads=self.parallel_reads, _readers=None)
+    # Readers open their shards lazily (thread-safe), in whichever process runs this transform.
+    self._readers = [dataset.SplitReader(d, s) for d, s in self.sources]
 
   def _reader(self, source: int) -> dataset.SplitReader:
-    if self._readers is None:
-      self._readers = [dataset.SplitReader(d, s) for d, s in self.sources]
     return self._readers[source]
 
   def _read(self, plans: Sequence[dict]) -> dict[tuple[int, int], dict[str, Any]]:

@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import json
 import pathlib
+import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -106,6 +107,7 @@ class SplitReader:
                      f"(has {sorted(self.meta.clip_tables)})")
     self.clips = self.meta.clip_tables[split]
     self._source = None
+    self._lock = threading.Lock()  # read threads share one reader; opened once
 
   def __getstate__(self):
     return dict(dataset_dir=self.dataset_dir, split=self.split)
@@ -114,17 +116,23 @@ class SplitReader:
     self.__init__(state["dataset_dir"], state["split"])
 
   def _open(self):
-    if self._source is None:
-      _raise_malloc_mmap_threshold()
-      try:
-        builder = tfds.builder_from_directory(self.dataset_dir)
-        self._source = builder.as_data_source(split=self.split)
-        info = builder.info.splits[self.split]
-        self._files = [str(f) for f in info.filepaths]
-        self._ends = list(np.cumsum(info.shard_lengths))
-      except Exception as e:
-        raise RecordError(f"{self.dataset_dir}: cannot open split {self.split!r}: {e}") from e
+    if self._source is not None:
+      return self._source
+    with self._lock:
+      if self._source is None:
+        self._open_locked()
     return self._source
+
+  def _open_locked(self) -> None:
+    _raise_malloc_mmap_threshold()
+    try:
+      builder = tfds.builder_from_directory(self.dataset_dir)
+      info = builder.info.splits[self.split]
+      self._files = [str(f) for f in info.filepaths]
+      self._ends = list(np.cumsum(info.shard_lengths))
+      self._source = builder.as_data_source(split=self.split)  # set last: marks "open"
+    except Exception as e:
+      raise RecordError(f"{self.dataset_dir}: cannot open split {self.split!r}: {e}") from e
 
   def __len__(self) -> int:
     return sum(c.num_chunks for c in self.clips)
