@@ -4,7 +4,8 @@ It writes `file_format='array_record'` shards of chunk records (`records.py`) wi
 features only (no Image features: those need TensorFlow), in clip order (`disable_shuffling`, so a
 clip's chunks are consecutive records), and a clip table in `metadata.json` beside the shards.
 Writing and reading work without TensorFlow: read with `tfds.data_source(name, data_dir=...)` or
-`tfds.builder_from_directory(dir).as_data_source()`, or `dataset.open_dataset(dir)`.
+`tfds.builder_from_directory(dir).as_data_source()`, or `dataset.SplitReader(dir, split)` (checked
+reads naming the file and record).
 """
 import contextlib
 import dataclasses
@@ -48,8 +49,9 @@ class RecordOptions:
   chunk_frames: int = records.CHUNK_FRAMES
   jpeg_quality: int = 95
   mel_margin: int = records.MEL_MARGIN
-  # ArrayRecord compression: off by default (JPEG payloads barely shrink, ~3% on real faces, and
-  # every read pays the decompression: 0.6 vs 0.26 ms CPU per 1 MB record here).
+  # ArrayRecord compression: off by default (DESIGN.md: real-face JPEG payloads shrink ~3%), as
+  # every read pays the decompression (0.6 vs 0.26 ms CPU per 1 MB record here). The synthetic
+  # set's flat renders do shrink (~40% measured): compress=True trades that disk for read CPU.
   compress: bool = False
 
 
