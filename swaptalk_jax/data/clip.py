@@ -1,7 +1,7 @@
 """The in-memory form of one prepared clip: what every data source (synthetic, HDTF, VoxCeleb2,
 a folder of videos) produces and the one record writer consumes."""
 import dataclasses
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -19,6 +19,8 @@ class Clip:
   crop_to_frame: float32 [T, 2, 3] affine map from crop pixels to original frame pixels (paste-back).
   clip_id, identity: strings; identity decides the train/test split.
   extras: optional named arrays (e.g. the synthetic set's exact ground-truth renders).
+  meta: JSON-serialisable facts about the clip for the clip table (source file, quality stats,
+    sync offset/confidence, ...).
   """
   clip_id: str
   identity: str
@@ -27,6 +29,7 @@ class Clip:
   landmarks: np.ndarray
   crop_to_frame: np.ndarray
   extras: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def num_frames(self) -> int:
