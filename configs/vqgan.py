@@ -7,6 +7,7 @@ with no file set is an error at start-up. `tiny` switches both OFF explicitly (w
 import ml_collections
 
 from configs.common import base_config, optimizer_config
+from swaptalk_jax.data import pipelines
 
 VARIANTS = ("f16", "f8", "tiny")
 
@@ -61,16 +62,11 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
       arcface_variant="r50",
   ))
 
-  c.data = ml_collections.ConfigDict(dict(
-      sources=[dict(name="synthetic", data_dir="", weight=1.0)],
-      image_size=64 if tiny else 256,
-      batch_size=8 if tiny else 32,            # global
-      shuffle_seed=0,
-      num_epochs=ml_collections.FieldReference(None, field_type=int),
-      worker_count=0,
-      prefetch_buffer=2,
-      horizontal_flip=True,
-  ))
+  c.data = pipelines.default_data_config()   # the synthetic set; HDTF/VoxCeleb2/mixes via sources
+  c.data.image_size = 64 if tiny else 256
+  c.data.batch_size = 8 if tiny else 32        # global
+  if tiny:
+    c.data.read_threads, c.data.prefetch_buffer = 1, 2
 
   c.optim.generator = optimizer_config(learning_rate=2e-4 if tiny else 1e-4, b1=0.5, b2=0.9,
                                        warmup_steps=20 if tiny else 1000, schedule="constant")

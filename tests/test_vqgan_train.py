@@ -1,0 +1,160 @@
+"""Stage 0 through the shared core on the synthetic set: it learns, the generator/discriminator
+updates interleave under gradient accumulation, and a resumed run continues the same way."""
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+
+from configs import vqgan as vqgan_config
+from swaptalk_jax.commands import encode
+from swaptalk_jax.commands.prepare import prepare_synthetic
+from swaptalk_jax.core import checkpoint, sharding
+from swaptalk_jax.core.loop import evaluate
+from swaptalk_jax.core.trainer import build_trainer, global_batch
+from swaptalk_jax.data import pipelines, records
+from swaptalk_jax.data.dataset import SplitReader
+from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory):
+  out = tmp_path_factory.mktemp("vqgan_synthetic")
+  prepare_synthetic(out, identities=6, clips_per_identity=1, seconds=1.0, resolution=64, seed=0,
+                    test_identities=2)
+  return out
+
+
+def small_config(data_dir, **overrides):
+  """The tiny config shrunk further (32 px, f4) so each compile takes seconds, not minutes."""
+  c = vqgan_config.get_config("tiny")
+  c.model.update(ch=16, ch_mult=(1, 2, 2), z_channels=16, embed_dim=16, num_codes=64, num_groups=8)
+  c.discriminator.update(base_features=8, num_layers=2, num_groups=4)
+  c.data.sources = [dict(name="synthetic", data_dir=str(data_dir), weight=1.0)]
+  c.data.update(image_size=32, batch_size=8)
+  c.train.update(async_checkpointing=False, eval_every=0, checkpoint_every=1000, eval_batches=2)
+  for key, value in overrides.items():
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+def run_steps(trainer, state, num_steps):
+  metrics = []
+  for _ in range(num_steps):
+    state, m = trainer.step_fn(state, global_batch(next(trainer.train_iter),
+                                                   trainer.batch_sharding))
+    metrics.append(jax.device_get(m))
+  return state, metrics
+
+
+def mean_image_l1(config) -> float:
+  """The fixed baseline: L1 of the train set's mean image against eval images."""
+  train = pipelines.make_train_iterator("vqgan", config.data)
+  mean = np.mean([next(train)["image"] for _ in range(8)], axis=(0, 1))
+  evals = [b["image"] for _, b in zip(range(config.train.eval_batches),
+                                      pipelines.make_eval_iterator("vqgan", config.data))]
+  return float(np.mean([np.abs(x - mean).mean() for x in evals]))
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_dir, tmp_path_factory):
+  """120 steps of the small config on one device, checkpointed: (config, workdir, metrics, eval)."""
+  config = small_config(synthetic_dir, **{"optim.generator.learning_rate": 1e-3,
+                                          "loss.disc_start": 10_000, "train.ema_decay": 0.9})
+  workdir = str(tmp_path_factory.mktemp("vqgan_run"))
+  trainer = build_trainer(config, workdir, devices=jax.devices()[:1])
+  with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+    state = trainer.restore_or_init()
+    state, metrics = run_steps(trainer, state, 120)
+    scores = evaluate(trainer, state, _NullWriter(), 120)
+    checkpoint.save(trainer.manager, 120, state, trainer.train_iter, config, force=True)
+    trainer.manager.wait_until_finished()
+  return config, workdir, metrics, scores, jax.device_get(state.ema_params["generator"])
+
+
+@pytest.mark.slow
+def test_tiny_vqgan_learns_on_synthetic(trained):
+  config, _, metrics, scores, _ = trained
+  baseline = mean_image_l1(config)
+  first = np.mean([m["generator/l1"] for m in metrics[:5]])
+  last = np.mean([m["generator/l1"] for m in metrics[-10:]])
+  print(f"mean-image L1 {baseline:.4f}; train L1 first {first:.4f} last {last:.4f}; eval {scores}")
+  assert last < 0.5 * first
+  assert scores["l1"] < 0.6 * baseline
+  assert scores["psnr"] > 20.0
+  # codebook usage stays high: most of the 64 codes of each half are used by an eval batch
+  assert scores["perplexity_upper"] > 16 and scores["perplexity_lower"] > 16
+
+
+@pytest.mark.slow
+def test_encode_writes_the_checkpoints_indices(trained, synthetic_dir, tmp_path):
+  config, workdir, _, _, ema_generator = trained
+  dataset_dir = encode.resolve_dataset_dir(str(synthetic_dir / "synthetic"))
+  params, step = encode.load_generator_params(workdir)
+  assert step == 120
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ema_generator)):
+    np.testing.assert_array_equal(a, b)
+  info = encode.encode_dataset(config, params, str(dataset_dir), str(tmp_path / "vq"),
+                               splits=["test"], batch_size=16)
+  assert info["token_grid"] == [8, 8] and info["upper_rows"] == 4
+  recs = list(encode.read_vq_records(str(tmp_path / "vq" / "test.array_record")))
+  reader = SplitReader(str(dataset_dir), "test")
+  assert len(recs) == len(reader) and info["splits"]["test"]["frames"] == 50
+  raw = reader.read([0])[0]
+  frames = records.decode_frames(raw, range(3), "test", size=32).astype(np.float32) / 127.5 - 1
+  model = vqgan_from_config(config.model)
+  expected = model.apply({"params": params}, frames, method=HalfSplitVQGAN.encode_to_indices)
+  np.testing.assert_array_equal(recs[0]["indices"][:3], expected)
+  assert recs[0]["clip_id"] == records.as_str(raw["clip_id"]) and recs[0]["indices"].dtype == np.int16
+
+
+class _NullWriter:
+  def write_scalars(self, *a):
+    pass
+
+  def write_images(self, *a):
+    pass
+
+
+@pytest.mark.slow
+def test_generator_discriminator_interleave_with_accumulation_and_resume(synthetic_dir, tmp_path):
+  """disc_start=2, 2 micro-batches: D is frozen at steps 0-1 and trains from step 2; G always.
+  Stopping after 3 steps and resuming gives the same 4th step as running 4 steps straight."""
+  config = small_config(synthetic_dir, **{"loss.disc_start": 2, "train.grad_accum_steps": 2})
+  devices = jax.devices()[:2]
+
+  straight = build_trainer(config, str(tmp_path / "straight"), devices=devices)
+  with jax.set_mesh(straight.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+    state0 = straight.restore_or_init()
+    disc0 = jax.device_get(state0.params["discriminator"])
+    state, metrics = run_steps(straight, state0, 2)
+    disc_before_start = jax.device_get(state.params["discriminator"])
+    state, later = run_steps(straight, state, 2)
+  metrics += later
+  assert [float(m["discriminator/active"]) for m in metrics] == [0, 0, 1, 1]
+  assert [float(m["generator/active"]) for m in metrics] == [1, 1, 1, 1]
+  assert [float(m["generator/adaptive_weight"]) > 0 for m in metrics] == [False, False, True, True]
+  for a, b in zip(jax.tree.leaves(disc0), jax.tree.leaves(disc_before_start)):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(disc_before_start), jax.tree.leaves(jax.device_get(state.params["discriminator"]))))
+
+  workdir = str(tmp_path / "resumed")
+  first = build_trainer(config, workdir, devices=devices)
+  with jax.set_mesh(first.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+    s = first.restore_or_init()
+    s, _ = run_steps(first, s, 3)
+    checkpoint.save(first.manager, 3, s, first.train_iter, config, force=True)
+    first.manager.wait_until_finished()
+  second = build_trainer(config, workdir, devices=devices)
+  with jax.set_mesh(second.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+    s = second.restore_or_init()
+    assert int(s.step) == 3
+    s, resumed = run_steps(second, s, 1)
+  for key in ("generator/loss", "discriminator/loss", "generator/l1"):
+    np.testing.assert_allclose(resumed[0][key], metrics[3][key], rtol=1e-4, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(jax.device_get(s.params)), jax.tree.leaves(jax.device_get(state.params))):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
