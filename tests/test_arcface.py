@@ -206,18 +206,9 @@ def test_r100_structure():
 
 
 # ----------------------------------------------------------------------------- alignment
-def test_similarity_transform_recovers_a_known_transform():
-  angle, scale, shift = 0.3, 1.7, np.array([12.0, -5.0])
-  rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-  source = np.random.default_rng(0).uniform(0, 100, (5, 2))
-  target = source @ (scale * rotation).T + shift
-  matrix = arcface.similarity_transform(source, target)
-  np.testing.assert_allclose(matrix[:, :2], scale * rotation, atol=1e-10)
-  np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-8)
-
-
 def test_alignment_matches_skimage_estimate():
   transform = pytest.importorskip("skimage.transform")
+  pytest.importorskip("cv2")
   landmarks = arcface.ARCFACE_TEMPLATE_112 * 2.3 + np.random.default_rng(1).normal(0, 2, (5, 2)) + 40
   reference = transform.SimilarityTransform.from_estimate(landmarks, arcface.ARCFACE_TEMPLATE_112) \
       if hasattr(transform.SimilarityTransform, "from_estimate") else None
@@ -273,3 +264,30 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
   params_io.save_params(lpips_file, {"a": np.zeros(2)}, network="lpips", variant="vgg16")
   with pytest.raises(params_io.PretrainedFileError, match="holds network 'lpips', expected 'arcface'"):
     identity.make_identity_loss(lpips_file, "r50")
+
+
+def test_default_region_turns_face_module_crops_into_arcface_crops():
+  """A real face aligned by the face module (256 crop) and cut by DEFAULT_REGION looks like the
+  same face aligned straight to ArcFace's 112 template; a wrong region does not."""
+  pytest.importorskip("dlib")
+  cv2 = pytest.importorskip("cv2")
+  from skimage import data
+  from swaptalk_jax.face import align
+  from swaptalk_jax.face import landmarks as face_landmarks
+  from swaptalk_jax.face_id import landmarks as metric_landmarks
+  image = data.astronaut()
+  points = metric_landmarks.FaceLandmarks().landmarks(image)
+  config = align.AlignConfig(smooth_sigma=0.0)
+  crop = align.warp_to_crop(image, align.frame_to_crop_transforms(points[None], config)[0], 256)
+  direct = cv2.warpAffine(image, arcface.alignment_transform(face_landmarks.five_points(points)),
+                          (112, 112), flags=cv2.INTER_LINEAR).astype(np.float32) / 127.5 - 1
+  crops = jnp.asarray(crop[None].astype(np.float32) / 127.5 - 1)
+
+  def error(region):
+    return float(np.mean(np.abs(np.asarray(identity.crop_for_arcface(crops, region))[0] - direct)))
+
+  top, left, size = identity.DEFAULT_REGION
+  good = error(identity.DEFAULT_REGION)
+  nudged = [error((top + dt, left + dl, size + ds)) for dt, dl, ds in
+            ((0.02, 0, 0), (0, 0.02, 0), (0, -0.02, 0), (0.01, 0.01, -0.02), (0, 0, 0.02))]
+  assert good < 0.1 and min(nudged) > good, (good, nudged)

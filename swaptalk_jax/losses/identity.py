@@ -2,9 +2,11 @@
 
 The project's face crops (256x256, [-1, 1]) are framed more loosely than ArcFace's 112x112 template,
 so the loss first cuts a fixed square region out of each crop and resizes it to 112x112. The region
-is a config constant, as fractions (top, left, size) of the crop side; the default is the region
-used for FFHQ-aligned 256 crops by pSp's identity loss (rows 35:223, columns 32:220).
-`region_for_landmarks` fits the region to the 5-point landmarks of whatever alignment is in use.
+is a config constant, as fractions (top, left, size) of the crop side. The default is exact for the
+face module's crops: their 5-point template is ArcFace's, rescaled (face.align.template), so the
+region that maps it back onto ArcFace's template is a pure crop + resize (rows/cols ~1:221, 18:238
+of a 256 crop). Other alignments (e.g. FFHQ's: pSp uses rows 35:223, columns 32:220 of 256) get
+theirs from `region_for_landmarks`.
 """
 from typing import Any, Callable, Sequence
 
@@ -15,9 +17,6 @@ import numpy as np
 from swaptalk_jax.convert import params_io
 from swaptalk_jax.models import arcface
 
-DEFAULT_REGION = (35 / 256, 32 / 256, 188 / 256)
-
-
 def region_for_landmarks(landmarks_5: np.ndarray, crop_size: int) -> tuple[float, float, float]:
   """Axis-aligned square (top, left, size as crop fractions) that maps the mean 5-point landmarks
   of the crops onto ArcFace's template by scale + translation only (least squares)."""
@@ -27,6 +26,16 @@ def region_for_landmarks(landmarks_5: np.ndarray, crop_size: int) -> tuple[float
   scale = np.sum(points_c * template_c) / np.sum(template_c ** 2)  # pixels per region side
   left, top = points.mean(0) - scale * template.mean(0)
   return float(top / crop_size), float(left / crop_size), float(scale / crop_size)
+
+
+def region_for_crops(config=None) -> tuple[float, float, float]:
+  """The ArcFace region of the face module's aligned crops (`face.align.AlignConfig`)."""
+  from swaptalk_jax.face import align  # pylint: disable=import-outside-toplevel  (cv2, scipy)
+  config = config or align.AlignConfig()
+  return region_for_landmarks(align.template(config), config.size)
+
+
+DEFAULT_REGION = region_for_crops()
 
 
 def crop_for_arcface(images: jax.Array, region: Sequence[float] = DEFAULT_REGION) -> jax.Array:

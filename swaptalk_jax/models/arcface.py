@@ -7,8 +7,6 @@ BatchNorm1d ("features"). Inference only: BatchNorm uses its running statistics,
 
 Input: RGB, NHWC, 112x112, normalised as (pixel / 255 - 0.5) / 0.5, i.e. in [-1, 1]
 (`normalise_pixels`). Faces must be aligned to `ARCFACE_TEMPLATE_112` (`alignment_transform`).
-Note: the 5-point template and its similarity fit live here until the project's face-alignment
-module (swaptalk_jax/face/) provides one crop transform for everything.
 """
 from typing import Any, Sequence
 
@@ -42,30 +40,13 @@ def normalise_pixels(pixels: jax.Array) -> jax.Array:
   return (pixels.astype(jnp.float32) / 255.0 - 0.5) / 0.5
 
 
-def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-  """Least-squares similarity (rotation, uniform scale, translation) mapping source -> target points.
-
-  Umeyama's closed form (the same estimate as skimage's SimilarityTransform). Returns the 2x3 matrix
-  M with target ~= M @ [x, y, 1].
-  """
-  source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
-  source_mean, target_mean = source.mean(0), target.mean(0)
-  source_c, target_c = source - source_mean, target - target_mean
-  covariance = target_c.T @ source_c / len(source)
-  u, singular, vt = np.linalg.svd(covariance)
-  sign = np.eye(2)
-  if np.linalg.det(u) * np.linalg.det(vt) < 0:
-    sign[1, 1] = -1
-  rotation = u @ sign @ vt
-  scale = np.trace(np.diag(singular) @ sign) / source_c.var(0).sum()
-  translation = target_mean - scale * rotation @ source_mean
-  return np.concatenate([scale * rotation, translation[:, None]], axis=1)
-
-
 def alignment_transform(landmarks_5: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
   """2x3 matrix taking image coordinates to the `size` x `size` ArcFace crop, from 5 landmarks
-  (left eye, right eye, nose, left and right mouth corner, as seen in the image)."""
-  return similarity_transform(landmarks_5, ARCFACE_TEMPLATE_112 * (size / INPUT_SIZE))
+  (left eye, right eye, nose tip, left and right mouth corner, as seen in the image; e.g.
+  `swaptalk_jax.face.landmarks.five_points`). The least-squares similarity fit is the face
+  module's (`face.align.fit_similarity`), so the project has one crop transform."""
+  from swaptalk_jax.face import align  # pylint: disable=import-outside-toplevel  (cv2, scipy)
+  return align.fit_similarity(landmarks_5, ARCFACE_TEMPLATE_112 * (size / INPUT_SIZE))
 
 
 class FrozenBatchNorm(nn.Module):
