@@ -22,10 +22,11 @@ def _records(path, split):
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(tmp_path_factory, repo_root):
   out = tmp_path_factory.mktemp("synthetic")
   result = subprocess.run([sys.executable, "-m", "swaptalk_jax.cli", "prepare", "synthetic",
-                           "--out", str(out), *FLAGS], capture_output=True, text=True, timeout=300)
+                           "--out", str(out), *FLAGS], capture_output=True, text=True, timeout=300,
+                          cwd=repo_root)
   assert result.returncode == 0, result.stderr[-3000:]
   return out, result.stdout
 

@@ -113,7 +113,7 @@ def test_builder_writes_clip_ordered_records_and_table(dataset_dir):
   assert len(dataset.SplitReader(dataset_dir, "test")) == 2
 
 
-def test_readable_with_tfds_data_source_without_importing_tensorflow(dataset_dir):
+def test_readable_with_tfds_data_source_without_importing_tensorflow(dataset_dir, repo_root):
   code = (
       "import sys, tensorflow_datasets as tfds\n"
       f"ds = tfds.data_source('toy_records', data_dir={str(dataset_dir.parent.parent)!r})\n"
@@ -121,7 +121,7 @@ def test_readable_with_tfds_data_source_without_importing_tensorflow(dataset_dir
       "assert r['clip_id'] == b'train1' and r['frames_jpeg'].shape == (18,), r['clip_id']\n"
       "assert 'tensorflow' not in sys.modules, 'tensorflow got imported'\n"
       "print('ok')\n")
-  env = dict(os.environ, PYTHONPATH=os.getcwd())
+  env = dict(os.environ, PYTHONPATH=str(repo_root))
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=120)
   assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
