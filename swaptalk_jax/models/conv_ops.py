@@ -5,7 +5,7 @@ Every model's convolution goes through `conv2d`, so its backward pass is tuned h
 Why a custom VJP: XLA:CPU computes a convolution's weight gradient as a convolution whose "kernel" is
 the whole output-gradient image and whose output is the tiny kh x kw window. Its CPU conv kernels
 are built for the opposite case: at 256 px, 128 channels that op ran at ~1/5 of the forward conv's
-rate (benchmarks/conv.py). Written instead as one matmul per kernel tap,
+rate (benchmarks/conv.py). Written instead as matmuls over kernel taps,
   dK[i, j] = sum over (n, h, w) of g[n, h, w, :]^T x_padded[n, i + s*h, j + s*w, :],
 the weight gradient runs near the CPU's matmul rate. Same products, same sum: only the order of the
 f32 accumulation differs, so results match lax to float tolerance. The input gradient stays XLA's
@@ -44,17 +44,25 @@ def lax_conv2d(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
       x, kernel, window_strides=tuple(strides), padding=padding, dimension_numbers=DIMENSION_NUMBERS)
 
 
+# Weight-gradient matmuls whose width (taps x input channels) is at most this take all taps in
+# one matmul (im2col): for few input channels (an RGB input conv) a matmul per tap row would be
+# too narrow to run fast, and the stacked windows are small.
+MAX_IM2COL_WIDTH = 512
+
+
 def weight_grad_as_matmuls(x: jax.Array, g: jax.Array, kernel_shape, strides, padding) -> jax.Array:
-  """d(loss)/d(kernel) of `lax_conv2d` as one (O x NHW) @ (NHW x C) matmul per kernel tap.
+  """d(loss)/d(kernel) of `lax_conv2d` as (O x NHW) @ (NHW x taps*C) matmuls over groups of taps.
 
   `g` is the output gradient; it is transposed once, outside the loop, to the matmul's row-major
-  (O, N, H, W) lhs. The taps run in a `lax.scan`, so only one input window (a strided slice of the
-  padded input, made contiguous by the split into stride phases below) is live at a time: written
-  as a Python loop, XLA:CPU makes all kh*kw window copies up front (5x the memory of lax's
-  backward at 256 px, and slower). Products accumulate in f32 whatever the compute dtype; bf16
-  operands stay bf16 (twice the f32 rate here). The matmul stays inside the loop body even for 1x1
-  kernels: there XLA cannot fold the final transpose into it, which would make XLA:CPU pick its
-  fallback dot that has no bf16 x bf16 -> f32 kernel.
+  (O, N, H, W) lhs. A `lax.scan` runs over kernel rows: each step stacks that row's kw input
+  windows (strided slices of the padded input, contiguous after the split into stride phases
+  below) along channels and does one matmul, so only one row of windows is live at a time. (As
+  a Python loop, XLA:CPU makes every window copy up front: 5x the memory of lax's backward at
+  256 px, and slower.) Narrow rows (few input channels) take all taps in one step instead.
+  Products accumulate in f32 whatever the compute dtype; bf16 operands stay bf16 (twice the f32
+  rate here). The matmul stays inside the loop body even with one step: there XLA cannot fold
+  the final transpose into it, which would make XLA:CPU pick its fallback dot that has no
+  bf16 x bf16 -> f32 kernel.
   """
   kh, kw, c, o = kernel_shape
   sh, sw = strides
@@ -70,15 +78,21 @@ def weight_grad_as_matmuls(x: jax.Array, g: jax.Array, kernel_shape, strides, pa
                      ((0, 0, 0), (top, bottom + extra_rows, 0), (left, right + extra_cols, 0), (0, 0, 0)))
   phases = x_padded.reshape(n, (rows + extra_rows) // sh, sh, (cols + extra_cols) // sw, sw, c)
   phases = jnp.transpose(phases, (2, 4, 0, 1, 3, 5))  # (sh, sw, N, rows/sh, cols/sw, C)
+  taps_per_step = kh * kw if kh * kw * c <= MAX_IM2COL_WIDTH else kw
 
-  def tap_grad(carry, tap):
+  def window(tap):
     i, j = tap // kw, tap % kw
-    window = lax.dynamic_slice(phases, (i % sh, j % sw, 0, i // sh, j // sw, 0), (1, 1, n, ho, wo, c))
-    window = window.reshape(n, ho, wo, c)
-    return carry, lax.dot_general(g_t, window, contract_nhw, preferred_element_type=jnp.float32)
+    start = (i % sh, j % sw, 0, i // sh, j // sw, 0)
+    return lax.dynamic_slice(phases, start, (1, 1, n, ho, wo, c)).reshape(n, ho, wo, c)
 
-  _, grads = lax.scan(tap_grad, None, jnp.arange(kh * kw))  # (kh*kw, O, C)
-  grad = grads.reshape(kh, kw, o, c).transpose(0, 1, 3, 2)
+  def step_grad(carry, step):
+    first = step * taps_per_step
+    windows = jnp.concatenate([window(first + t) for t in range(taps_per_step)], axis=-1)
+    return carry, lax.dot_general(g_t, windows, contract_nhw, preferred_element_type=jnp.float32)
+
+  steps = kh * kw // taps_per_step
+  _, grads = lax.scan(step_grad, None, jnp.arange(steps))  # (steps, O, taps*C)
+  grad = grads.reshape(steps, o, taps_per_step, c).transpose(0, 2, 3, 1).reshape(kh, kw, c, o)
   return grad.astype(x.dtype)  # conv2d requires kernel.dtype == x.dtype.
 
 
