@@ -26,12 +26,12 @@ pip="$venv/bin/python -m pip install -q --disable-pip-version-check"
 $pip -r requirements.txt
 $pip --no-deps -e .
 if [[ $want_test == 1 ]]; then
-  $pip -r requirements-test.txt
+  $pip -r requirements-test.txt "setuptools<81"
   # Shipped with registry packages, installed without their (heavy or conflicting) dependencies:
   # lpips' v0.1 linear heads, syncnet_python's reference model, insightface's sample photos.
   $pip --no-deps lpips==0.1.4 syncnet-python==0.2.3 insightface==2.1
   if [[ "$version" == "3.11" ]]; then
-    $pip torch==2.13.0          # CPU build (lies on this machine image's disk for Python 3.11)
+    $pip torch==2.13.0 "setuptools<81"          # CPU build (lies on this machine image's disk for Python 3.11)
   fi
   if [[ ! -f /usr/share/doc/opencv-doc/examples/data/Megamind.avi ]] && command -v apt-get >/dev/null \
       && [[ $(id -u) == 0 ]]; then
