@@ -106,7 +106,7 @@ def _loss_costs(batch, iters, with_vqgan):
     step = jax.jit(jax.grad(l1))
     seconds = time_fn(step, params, images, warmup=1, iters=iters) / batch
     rows.append(["VQGAN f16 generator fwd+bwd (L1)", "float32", 1e3 * seconds])
-    for row in rows[:2]:
+    for row in rows:
       row.append(row[2] / (1e3 * seconds))
   return rows
 
@@ -124,7 +124,7 @@ def main():
   print(f"jax {jax.__version__} on {jax.default_backend()}, {cpu_threads()} threads, batch "
         f"{args.batch}; shared machine: other jobs load the CPU, compare rows of one run only")
   rows = []
-  for name in args.nets.split(","):
+  for name in filter(None, args.nets.split(",")):
     if name.startswith("dlib"):
       rows.append([name, "float32 (dlib)", 1e3 * _time_dlib(name, args.iters), "", ""])
       continue
@@ -133,9 +133,10 @@ def main():
       ours = 1e3 * _time_jax_net(name, dtype, args.batch, args.iters)
       rows.append([name, jnp.dtype(dtype).name, ours, "" if reference is None else reference,
                    "" if reference is None else ours / reference])
-  print_table(rows, ["network", "dtype", "ms/image (ours)", "ms/image (torch f32)",
-                     "ours / torch"])
-  print()
+  if rows:
+    print_table(rows, ["network", "dtype", "ms/image (ours)", "ms/image (torch f32)",
+                       "ours / torch"])
+    print()
   loss_rows = _loss_costs(args.batch, args.iters, args.vqgan)
   columns = ["256x256 per image", "dtype", "ms/image"] + (["/ VQGAN step"] if args.vqgan else [])
   print_table(loss_rows, columns)

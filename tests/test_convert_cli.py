@@ -70,7 +70,7 @@ def test_arcface_and_lpips_through_main(tmp_path, capsys):
   trunk = str(tmp_path / "vgg16.pth")
   vgg_shapes, cin = {}, 3
   indices = vgg.torchvision_feature_indices()
-  for (name, index), width in zip(indices.items(), [w for ws in vgg.VGG16_STAGES for w in ws]):
+  for index, width in zip(indices.values(), [w for ws in vgg.VGG16_STAGES for w in ws]):
     vgg_shapes[f"features.{index}.weight"] = (width, cin, 3, 3)
     vgg_shapes[f"features.{index}.bias"] = (width,)
     cin = width
