@@ -24,6 +24,9 @@ from swaptalk_jax.models import conv_ops  # noqa: E402
 # (name, batch, size, in_ch, out_ch, kernel, stride, padding)
 SHAPES = [
     ("conv_in", 1, 256, 3, 128, 3, 1, "SAME"),
+    ("conv_out", 1, 256, 128, 3, 3, 1, "SAME"),
+    ("res256_c64", 1, 256, 64, 64, 3, 1, "SAME"),
+    ("res128_c64", 1, 128, 64, 64, 3, 1, "SAME"),
     ("res256", 1, 256, 128, 128, 3, 1, "SAME"),
     ("res256_b2", 2, 256, 128, 128, 3, 1, "SAME"),
     ("res128", 1, 128, 128, 128, 3, 1, "SAME"),
@@ -38,7 +41,8 @@ SHAPES = [
     ("disc128_4x4s2", 1, 128, 64, 128, 4, 2, ((1, 1), (1, 1))),
     ("disc64_4x4s2", 1, 64, 128, 256, 4, 2, ((1, 1), (1, 1))),
 ]
-QUICK = ("res256", "res64", "res16", "down256", "disc128_4x4s2")
+QUICK = ("conv_in", "conv_out", "res256_c64", "res256", "res64", "res16", "down256", "nin64_1x1",
+         "disc128_4x4s2")
 
 
 def jax_ops(conv, x, w, strides, padding):

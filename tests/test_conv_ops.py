@@ -169,6 +169,19 @@ def test_cpu_takes_matmul_path_gpu_and_tpu_take_lax():
     assert text.count("stablehlo.convolution") == 2  # Forward and lax's weight-gradient conv.
 
 
+@pytest.mark.parametrize("x_shape,k_shape,uses_matmuls", [
+    ((1, 256, 256, 128), (3, 3, 128, 128), True),  # Large activations.
+    ((1, 256, 256, 64), (3, 3, 64, 3), True),  # Few output channels.
+    ((2, 64, 64, 256), (3, 3, 256, 256), False),  # XLA's own weight gradient is as fast.
+    ((1, 256, 256, 3), (3, 3, 3, 64), False),
+])
+def test_cpu_dispatch_follows_the_measured_rule(x_shape, k_shape, uses_matmuls):
+  assert conv_ops.matmul_weight_grad_pays_off(x_shape, k_shape) == uses_matmuls
+  x, kernel = jax.ShapeDtypeStruct(x_shape, jnp.float32), jax.ShapeDtypeStruct(k_shape, jnp.float32)
+  grad = jax.jit(jax.grad(lambda x, k: jnp.sum(conv_ops.conv2d(x, k)), argnums=1))
+  assert ("stablehlo.while" in grad.lower(x, kernel).as_text()) == uses_matmuls
+
+
 @pytest.mark.parametrize("x_shape,k_shape,strides,padding", CASES[:3], ids=CASE_IDS[:3])
 def test_bad_inputs_raise(x_shape, k_shape, strides, padding):
   x, kernel = make_inputs(x_shape, k_shape)

@@ -4,12 +4,14 @@ Every model's convolution goes through `conv2d`, so its backward pass is tuned h
 
 Why a custom VJP: XLA:CPU computes a convolution's weight gradient as a convolution whose "kernel" is
 the whole output-gradient image and whose output is the tiny kh x kw window. Its CPU conv kernels
-are built for the opposite case: at 256 px, 128 channels that op ran at ~1/5 of the forward conv's
-rate (benchmarks/conv.py). Written instead as matmuls over kernel taps,
+handle that well while the operands are small, but fall off a cliff for large activations (at
+256 px x 128 channels: ~1/5 of the forward's rate) and for few output channels (an RGB output
+conv: ~1/20). See `matmul_weight_grad_pays_off` and benchmarks/conv.py. For those shapes the
+weight gradient is written as one matmul per kernel tap,
   dK[i, j] = sum over (n, h, w) of g[n, h, w, :]^T x_padded[n, i + s*h, j + s*w, :],
-the weight gradient runs near the CPU's matmul rate. Same products, same sum: only the order of the
-f32 accumulation differs, so results match lax to float tolerance. The input gradient stays XLA's
-own transposed convolution (already as fast as the forward on CPU).
+which runs near the CPU's matmul rate. Same products, same sum: only the order of the f32
+accumulation differs, so results match lax to float tolerance. The input gradient stays XLA's own
+transposed convolution (as fast as the forward on CPU), and so does the whole VJP of other shapes.
 
 Why `lax.platform_dependent`: TPU and GPU compilers handle the weight-gradient convolution well
 (and fuse it), so only CPU lowering takes the matmul route. The choice is made when lowering for
@@ -45,24 +47,37 @@ def lax_conv2d(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
 
 
 # Weight-gradient matmuls whose width (taps x input channels) is at most this take all taps in
-# one matmul (im2col): for few input channels (an RGB input conv) a matmul per tap row would be
-# too narrow to run fast, and the stacked windows are small.
+# one matmul (im2col): with few input channels a matmul per tap would be too narrow to run fast,
+# and the stacked windows are small.
 MAX_IM2COL_WIDTH = 512
+# Where XLA:CPU's own weight-gradient conv falls behind the matmuls (jax 0.10.2, AMD
+# EPYC, 2 threads; CPU ms, lax vs matmuls): 1x256x256x128->128 1021 vs 311, 2x256x256x64->64 251
+# vs 213, 1x256x256x128 stride 2 168 vs 101, 1x256x256x64->3 154 vs 32; but 1x256x256x64->64 77 vs
+# 101, 2x128x128x64->64 28 vs 37, and level below. The cliff follows activation size (past the
+# last-level cache) and narrow outputs, hence these two thresholds.
+MIN_MATMUL_INPUT_ELEMENTS = 6 * 2 ** 20
+MAX_LAX_OUTPUT_CHANNELS = 15
+
+
+def matmul_weight_grad_pays_off(x_shape, kernel_shape) -> bool:
+  """Whether the per-tap matmul weight gradient beats XLA:CPU's for this conv (measured above)."""
+  n, h, w, c = x_shape
+  return n * h * w * c >= MIN_MATMUL_INPUT_ELEMENTS or kernel_shape[3] <= MAX_LAX_OUTPUT_CHANNELS
 
 
 def weight_grad_as_matmuls(x: jax.Array, g: jax.Array, kernel_shape, strides, padding) -> jax.Array:
-  """d(loss)/d(kernel) of `lax_conv2d` as (O x NHW) @ (NHW x taps*C) matmuls over groups of taps.
+  """d(loss)/d(kernel) of `lax_conv2d` as (O x NHW) @ (NHW x C) matmuls, one per kernel tap.
 
   `g` is the output gradient; it is transposed once, outside the loop, to the matmul's row-major
-  (O, N, H, W) lhs. A `lax.scan` runs over kernel rows: each step stacks that row's kw input
-  windows (strided slices of the padded input, contiguous after the split into stride phases
-  below) along channels and does one matmul, so only one row of windows is live at a time. (As
-  a Python loop, XLA:CPU makes every window copy up front: 5x the memory of lax's backward at
-  256 px, and slower.) Narrow rows (few input channels) take all taps in one step instead.
-  Products accumulate in f32 whatever the compute dtype; bf16 operands stay bf16 (twice the f32
-  rate here). The matmul stays inside the loop body even with one step: there XLA cannot fold
-  the final transpose into it, which would make XLA:CPU pick its fallback dot that has no
-  bf16 x bf16 -> f32 kernel.
+  (O, N, H, W) lhs. A `lax.scan` runs over the taps: each step copies one input window (a strided
+  slice of the padded input, contiguous after the split into stride phases below) and does one
+  matmul, so one window is live at a time. (As a Python loop, XLA:CPU makes every window copy up
+  front: 5x the memory of lax's backward at 256 px, and slower; stacking a kernel row's windows
+  per step made a slow concatenate.) Narrow inputs (few channels) take all taps in one im2col
+  matmul instead. Products accumulate in f32 whatever the compute dtype; bf16 operands stay bf16
+  (twice the f32 rate here). The matmul stays inside the loop body even with one step: there XLA
+  cannot fold the final transpose into it, which would make XLA:CPU pick its fallback dot that has
+  no bf16 x bf16 -> f32 kernel.
   """
   kh, kw, c, o = kernel_shape
   sh, sw = strides
@@ -78,7 +93,7 @@ def weight_grad_as_matmuls(x: jax.Array, g: jax.Array, kernel_shape, strides, pa
                      ((0, 0, 0), (top, bottom + extra_rows, 0), (left, right + extra_cols, 0), (0, 0, 0)))
   phases = x_padded.reshape(n, (rows + extra_rows) // sh, sh, (cols + extra_cols) // sw, sw, c)
   phases = jnp.transpose(phases, (2, 4, 0, 1, 3, 5))  # (sh, sw, N, rows/sh, cols/sw, C)
-  taps_per_step = kh * kw if kh * kw * c <= MAX_IM2COL_WIDTH else kw
+  taps_per_step = kh * kw if kh * kw * c <= MAX_IM2COL_WIDTH else 1
 
   def window(tap):
     i, j = tap // kw, tap % kw
@@ -124,6 +139,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding: Padding = "
     raise ValueError(f"conv2d input and kernel dtypes differ: {x.dtype} vs {kernel.dtype}")
   strides = tuple(int(s) for s in strides)
   padding = explicit_padding(padding, x.shape, kernel.shape, strides)
+  if not matmul_weight_grad_pays_off(x.shape, kernel.shape):
+    return lax_conv2d(x, kernel, strides, padding)
   return lax.platform_dependent(
       x, kernel,
       cpu=lambda x, k: _matmul_weight_grad_conv(x, k, strides, padding),
