@@ -140,10 +140,10 @@ def main():
     rows.append([variant, dict(mesh.shape), args.paper_batch, c.train.compute_dtype,
                  f"{params['generator'] / 1e6:.1f}M", f"{params['discriminator'] / 1e6:.2f}M",
                  cost["flops"] / 1e12, cost["argument_gib"], cost["temp_gib"]])
-  print(f"\nPaper-size (256 px) step compiled for {len(jax.devices())} devices "
-        "(XLA cost analysis; memory per device)")
+  print(f"\nPaper-size (256 px) step compiled for {len(jax.devices())} devices (XLA cost analysis "
+        "of the partitioned per-device program: FLOPs and memory are per device)")
   common.print_table(rows, ["variant", "mesh", "global batch", "compute", "G params", "D params",
-                            "TFLOP/step", "args GiB", "temp GiB"])
+                            "TFLOP/dev/step", "args GiB", "temp GiB"])
 
 
 if __name__ == "__main__":
