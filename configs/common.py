@@ -29,6 +29,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       num_steps=1000,
       grad_accum_steps=1,           # micro-batches per step; the global batch is split evenly
+      unroll_accumulation=True,     # unrolled micro-batch loop (XLA:CPU runs convs in loops slowly)
       compute_dtype="float32",      # 'float32' | 'bfloat16' (params and optimizer state stay f32)
       log_every=50,
       eval_every=500,

@@ -75,3 +75,15 @@ def test_nonfinite_batch_is_skipped_and_counted(tmp_path):
   assert_trees_close(after.params, before.params, rtol=0, atol=0)
   assert_trees_close(after.opt_state, before.opt_state, rtol=0, atol=0)
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(after.params))
+
+
+def test_gradient_accumulation_matches_the_full_batch(tmp_path):
+  """2 micro-batches on 8 devices (4x2) train like the whole batch at once on 1 device."""
+  overrides = {"data.batch_size": 16}
+  _, ref, ref_losses = run_steps(equivalence_config(**overrides), str(tmp_path / "full"),
+                                 jax.devices()[:1], 3)
+  _, acc, losses = run_steps(
+      equivalence_config(mesh=dict(data=4, fsdp=2), **{"train.grad_accum_steps": 2, **overrides}),
+      str(tmp_path / "accum"), jax.devices(), 3)
+  np.testing.assert_allclose(losses, ref_losses, rtol=2e-5)
+  assert_trees_close(acc.params, ref.params, rtol=1e-4, atol=1e-5)

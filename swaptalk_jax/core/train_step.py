@@ -54,9 +54,15 @@ def group_gradients(task, params, batch, rng, step):
 
 
 def make_train_step(task, txs: Mapping[str, optax.GradientTransformation],
-                    schedules: Mapping[str, Callable], grad_accum_steps: int,
-                    ema_decay: float) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
-  """Returns train_step(state, batch) -> (state, metrics); jit it with shardings (see loop.py)."""
+                    schedules: Mapping[str, Callable], grad_accum_steps: int, ema_decay: float,
+                    unroll_accumulation: bool = True
+                    ) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
+  """Returns train_step(state, batch) -> (state, metrics); jit it with shardings (see trainer.py).
+
+  unroll_accumulation: unroll the micro-batch loop. XLA:CPU runs convolutions inside a while loop
+  about 12x slower than the same convolutions unrolled (measured: toy model, 4 micro-batches);
+  a rolled loop (False) compiles faster and may use less memory for many micro-batches.
+  """
 
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
@@ -73,7 +79,8 @@ def make_train_step(task, txs: Mapping[str, optax.GradientTransformation],
       zeros = jax.eval_shape(functools.partial(group_gradients, task, state.params,
                                                jax.tree.map(lambda x: x[0], micro), rng, state.step))
       zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros)
-      (grads, metrics), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(grad_accum_steps), micro))
+      (grads, metrics), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(grad_accum_steps), micro),
+                                         unroll=True if unroll_accumulation else 1)
       grads, metrics = jax.tree.map(lambda x: x / grad_accum_steps, (grads, metrics))
 
     finite = _all_finite((grads, {k: v for k, v in metrics.items() if k.endswith("/loss")}))

@@ -127,7 +127,8 @@ def build_trainer(config: ml_collections.ConfigDict, workdir: str, devices=None)
   replicated = sharding.replicated(mesh)
   init_fn = jax.jit(lambda rng: nn.unbox(boxed_init(rng)), out_shardings=state_shardings)
   step_fn = jax.jit(
-      make_train_step(task, txs, schedules, config.train.grad_accum_steps, config.train.ema_decay),
+      make_train_step(task, txs, schedules, config.train.grad_accum_steps, config.train.ema_decay,
+                      config.train.unroll_accumulation),
       in_shardings=(state_shardings, batch_shardings), out_shardings=(state_shardings, replicated),
       donate_argnums=(0,))
   params_shardings = {**state_shardings.params, **state_shardings.ema_params}
