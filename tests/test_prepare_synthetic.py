@@ -150,7 +150,10 @@ def test_real_sources_dispatch_to_data_prep_real_cli(monkeypatch):
 
 
 def test_missing_real_source_module_is_a_clear_error(monkeypatch, capsys):
+  import data_prep.real  # pylint: disable=import-outside-toplevel
   monkeypatch.setitem(sys.modules, "data_prep.real.cli", None)
+  # An earlier test may have imported the real module: hide the package attribute too.
+  monkeypatch.delattr(data_prep.real, "cli", raising=False)
   with pytest.raises(SystemExit) as e:
     prepare.main(["swaptalk prepare", "voxceleb2"])
   assert e.value.code == 2
