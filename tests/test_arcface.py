@@ -1,5 +1,4 @@
 """ArcFace IResNet: parity with a PyTorch reference (state dict and ONNX paths), alignment, loss."""
-import io
 
 import jax
 import jax.numpy as jnp

@@ -6,7 +6,6 @@ import torchvision beside torch 2.13 here. Random weights and random BatchNorm s
 """
 import numpy as np
 import pytest
-import scipy.linalg
 
 from swaptalk_jax.convert import params_io
 from swaptalk_jax.metrics import fid

@@ -3,7 +3,6 @@ and one jitted `loss` call per group of the stage-0 Task."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 

@@ -6,7 +6,7 @@ explicit in/out shardings. `loop.py` drives it.
 """
 import dataclasses
 import logging
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax

@@ -6,7 +6,7 @@ the last E block max-pools in its pool branch. Submodule names mirror the PyTorc
 (`Mixed_5b/branch1x1/conv`, `.../bn`) so `swaptalk convert inception` is a plain key mapping.
 Variables: {'params', 'batch_stats'}; BatchNorm always uses its running statistics (frozen).
 """
-from typing import Any, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
