@@ -47,14 +47,7 @@ def _block(out):
 
 def time_fn(fn: Callable, *args, warmup: int = 2, iters: int = 5) -> float:
   """Median wall seconds of `fn(*args)` over `iters` runs after `warmup` runs (results blocked on)."""
-  for _ in range(warmup):
-    _block(fn(*args))
-  times = []
-  for _ in range(iters):
-    start = time.perf_counter()
-    _block(fn(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return time_fn_stats(fn, *args, warmup=warmup, iters=iters)[1]
 
 
 def time_fn_stats(fn: Callable, *args, warmup: int = 2, iters: int = 5):
