@@ -130,14 +130,19 @@ def test_generator_discriminator_interleave_with_accumulation_and_resume(synthet
   config = small_config(synthetic_dir, **{"loss.disc_start": 2, "train.grad_accum_steps": 2})
   devices = jax.devices()[:2]
 
-  straight = build_trainer(config, str(tmp_path / "straight"), devices=devices)
+  # One trainer runs 4 steps straight, checkpointing after step 3; a second resumes from step 3.
+  workdir = str(tmp_path / "run")
+  straight = build_trainer(config, workdir, devices=devices)
   with jax.set_mesh(straight.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     state0 = straight.restore_or_init()
     disc0 = jax.device_get(state0.params["discriminator"])
     state, metrics = run_steps(straight, state0, 2)
     disc_before_start = jax.device_get(state.params["discriminator"])
-    state, later = run_steps(straight, state, 2)
-  metrics += later
+    state, third = run_steps(straight, state, 1)
+    checkpoint.save(straight.manager, 3, state, straight.train_iter, config, force=True)
+    straight.manager.wait_until_finished()
+    state, fourth = run_steps(straight, state, 1)
+  metrics += third + fourth
   assert [float(m["discriminator/active"]) for m in metrics] == [0, 0, 1, 1]
   assert [float(m["generator/active"]) for m in metrics] == [1, 1, 1, 1]
   assert [float(m["generator/adaptive_weight"]) > 0 for m in metrics] == [False, False, True, True]
@@ -146,13 +151,6 @@ def test_generator_discriminator_interleave_with_accumulation_and_resume(synthet
   assert any(not np.array_equal(a, b) for a, b in zip(
       jax.tree.leaves(disc_before_start), jax.tree.leaves(jax.device_get(state.params["discriminator"]))))
 
-  workdir = str(tmp_path / "resumed")
-  first = build_trainer(config, workdir, devices=devices)
-  with jax.set_mesh(first.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
-    s = first.restore_or_init()
-    s, _ = run_steps(first, s, 3)
-    checkpoint.save(first.manager, 3, s, first.train_iter, config, force=True)
-    first.manager.wait_until_finished()
   second = build_trainer(config, workdir, devices=devices)
   with jax.set_mesh(second.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     s = second.restore_or_init()
