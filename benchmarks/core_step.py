@@ -30,13 +30,13 @@ def step_figures(compute_dtype: str, grad_accum: int):
     with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
       state = trainer.restore_or_init()
       batch = global_batch(next(trainer.train_iter), trainer.batch_sharding)
-      compiled = trainer.step_fn.lower(state, batch).compile()
+      compiled = trainer.step_fn.lower(state, batch, trainer.frozen).compile()
       flops = compiled.cost_analysis()
       flops = (flops[0] if isinstance(flops, list) else flops).get("flops", float("nan"))
       holder = {"state": state}
 
       def one_step():
-        holder["state"], metrics = compiled(holder["state"], batch)
+        holder["state"], metrics = compiled(holder["state"], batch, trainer.frozen)
         return metrics
 
       best, median, worst = time_fn_stats(one_step, warmup=2, iters=7)

@@ -58,9 +58,9 @@ def compile_train_step(config, devices, batch_size: int, mesh_shape=None):
                                            sharding=batch_sharding)}
     step = jax.jit(make_train_step(task, txs, schedules, config.train.grad_accum_steps,
                                    config.train.ema_decay),
-                   in_shardings=(shardings, {"image": batch_sharding}),
+                   in_shardings=(shardings, {"image": batch_sharding}, {}),
                    out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
-    compiled = step.lower(abstract, batch).compile()
+    compiled = step.lower(abstract, batch, {}).compile()   # {}: no frozen nets (LPIPS/ArcFace OFF)
   params = {g: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract.params[g]))
             for g in task.groups}
   return compiled, abstract, batch, params, mesh
@@ -94,7 +94,7 @@ def time_step(config, batch_size: int, iters: int = 3):
     holder = [state]
 
     def run():
-      holder[0], metrics = compiled(holder[0], {"image": images})
+      holder[0], metrics = compiled(holder[0], {"image": images}, {})
       return metrics
     seconds = common.time_fn(run, warmup=1, iters=iters)
   return seconds, step_cost(compiled)["flops"], params

@@ -55,6 +55,16 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
       adaptive_weight_max=1e4,
       disc_start=200 if tiny else 30001,       # step at which D trains and the G GAN term starts
   ))
+  # Dead-code restart (models/quantizer.py `restart_dead_codes`, run after each optimizer update):
+  # a code whose running usage (EMA of its token share) fell below dead_threshold / num_codes is
+  # re-initialised to an encoder output of the batch, every `every` steps from step `start` on.
+  c.codebook_restart = ml_collections.ConfigDict(dict(
+      enabled=True,
+      usage_decay=0.9 if tiny else 0.99,
+      dead_threshold=0.03,
+      every=20 if tiny else 500,
+      start=20 if tiny else 1000,
+  ))
   # Frozen pretrained networks, converted with `swaptalk convert {lpips,arcface} SRC DST`.
   c.pretrained = ml_collections.ConfigDict(dict(
       lpips_path=ml_collections.FieldReference(None, field_type=str),

@@ -36,7 +36,7 @@ def run_steps(config, workdir, devices, num_steps):
     with nn.logical_axis_rules(sharding.LOGICAL_RULES):
       state = trainer.restore_or_init()
       for _ in range(num_steps):
-        state, metrics = trainer.step_fn(state, global_batch(next(trainer.train_iter),
+        state, metrics = trainer.train_step(state, global_batch(next(trainer.train_iter),
                                                              trainer.batch_sharding))
         losses.append(float(metrics["model/loss"]))
   return trainer, jax.device_get(state), losses

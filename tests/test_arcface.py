@@ -258,11 +258,11 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
   missing = str(tmp_path / "nope.safetensors")
   with pytest.raises(params_io.PretrainedFileError, match="nope.safetensors.*does not exist.*"
                      "swaptalk convert arcface.*arcface_torch"):
-    identity.make_identity_loss(missing, "r50")
+    identity.load_arcface_params(missing, "r50")
   lpips_file = str(tmp_path / "lpips.safetensors")
   params_io.save_params(lpips_file, {"a": np.zeros(2)}, network="lpips", variant="vgg16")
   with pytest.raises(params_io.PretrainedFileError, match="holds network 'lpips', expected 'arcface'"):
-    identity.make_identity_loss(lpips_file, "r50")
+    identity.load_arcface_params(lpips_file, "r50")
 
 
 def test_default_region_turns_face_module_crops_into_arcface_crops():

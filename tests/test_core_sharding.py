@@ -64,11 +64,11 @@ def test_nonfinite_batch_is_skipped_and_counted(tmp_path):
   with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     state = trainer.restore_or_init()
     batch = next(trainer.train_iter)
-    state, _ = trainer.step_fn(state, global_batch(batch, trainer.batch_sharding))
+    state, _ = trainer.train_step(state, global_batch(batch, trainer.batch_sharding))
     before = jax.device_get(state)
     poisoned = dict(batch, image=batch["image"].copy())
     poisoned["image"][3, 2, 2, 1] = np.nan
-    state, metrics = trainer.step_fn(state, global_batch(poisoned, trainer.batch_sharding))
+    state, metrics = trainer.train_step(state, global_batch(poisoned, trainer.batch_sharding))
     after = jax.device_get(state)
   assert float(metrics["nonfinite"]) == 1.0
   assert int(after.nonfinite_steps) == 1 and int(after.step) == 2

@@ -11,7 +11,8 @@ from swaptalk_jax.losses import gan as gan_losses
 from swaptalk_jax.losses import vq as vq_losses
 from swaptalk_jax.models.conv_ops import conv2d
 from swaptalk_jax.models.patchgan import PatchGANDiscriminator
-from swaptalk_jax.models.quantizer import VectorQuantizer
+from swaptalk_jax.core.task import FROZEN, STATS
+from swaptalk_jax.models.quantizer import VectorQuantizer, restart_dead_codes
 from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
 from swaptalk_jax.trainers import vqgan as vqgan_trainer
 
@@ -150,10 +151,10 @@ def test_usage_metrics():
   indices = jnp.array([0, 1, 2, 3] * 4)           # 4 of 8 codes, uniformly
   m = vq_losses.usage_metrics(indices, 8)
   np.testing.assert_allclose(m["perplexity"], 4.0, rtol=1e-5)
-  np.testing.assert_allclose(m["dead_fraction"], 0.5)
+  np.testing.assert_allclose(m["unused_in_batch"], 0.5)
   m = vq_losses.usage_metrics(jnp.zeros((10,), jnp.int32), 8)   # collapsed onto one code
   np.testing.assert_allclose(m["perplexity"], 1.0, rtol=1e-5)
-  np.testing.assert_allclose(m["dead_fraction"], 7 / 8)
+  np.testing.assert_allclose(m["unused_in_batch"], 7 / 8)
 
 
 def test_entropy_loss_prefers_spread_usage():
@@ -262,7 +263,7 @@ def test_one_loss_call_per_group_under_jit():
   for g_loss, g_metrics, g_grads, d_loss, d_metrics, d_grads in (before, after):
     assert np.isfinite(g_loss) and np.isfinite(d_loss)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves((g_grads, d_grads)))
-    for key in ("l1", "perplexity_upper", "dead_fraction_lower", "codebook_upper", "g_loss",
+    for key in ("l1", "perplexity_upper", "unused_in_batch_lower", "codebook_upper", "g_loss",
                 "adaptive_weight"):
       assert key in g_metrics
   # before disc_start: no GAN term, no discriminator loss or gradient
@@ -282,8 +283,93 @@ def test_eval_metrics_and_summaries():
   batch = {"image": _images(6, b=3)}
   params = nn.unbox(jax.jit(task.init_params)(_init_key(), batch))
   metrics = jax.jit(task.eval_metrics)(params, batch, jax.random.key(1))
-  for key in ("l1", "psnr", "ssim", "perplexity_upper", "perplexity_lower", "dead_fraction_upper"):
+  for key in ("l1", "psnr", "ssim", "perplexity_upper", "perplexity_lower", "unused_in_batch_upper"):
     assert np.isfinite(metrics[key]), key
   images = jax.jit(task.summaries)(params, batch)["reconstruction"]
   assert images.shape == (3, 32, 96, 3)
   assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+
+
+def test_restart_dead_codes_replaces_only_dead_rows_with_candidates():
+  codebook = jnp.arange(12.0).reshape(6, 2)
+  dead = jnp.array([False, True, False, True, True, False])
+  candidates = 100.0 + jnp.arange(20.0).reshape(10, 2)
+  out = np.asarray(restart_dead_codes(codebook, dead, candidates, jax.random.key(0)))
+  np.testing.assert_array_equal(out[~np.asarray(dead)], np.asarray(codebook)[~np.asarray(dead)])
+  restarted = out[np.asarray(dead)]
+  for row in restarted:   # each restarted row is one of the candidates, all different (N >= K)
+    assert any(np.array_equal(row, c) for c in np.asarray(candidates))
+  assert len({tuple(r) for r in restarted}) == len(restarted)
+
+
+def test_task_state_tracks_usage_and_restarts_dead_codes_to_encoder_outputs():
+  """Codes 0-3 are used every step, the rest never: after enough steps those are dead, and at the
+  next restart step they become encoder outputs of the batch while codes 0-3 stay as they were."""
+  cfg = _micro_config()
+  cfg.codebook_restart.update(usage_decay=0.5, every=10, start=10)
+  task = vqgan_trainer.make_task(cfg)
+  batch = {"image": _images(7, b=2)}
+  params = nn.unbox(jax.jit(task.init_params)(_init_key(), batch))
+  k = cfg.model.num_codes
+  hist = jnp.zeros((k,)).at[:4].set(0.25)
+  stats = {"generator": {"upper": hist, "lower": hist}}
+  update = jax.jit(task.update_task_state)
+  state = task.init_task_state(params)
+  np.testing.assert_allclose(state["usage_upper"], 1.0 / k)
+  for step in range(8):                 # no restart before step 9 (every=10: steps 9, 19, ...)
+    out_params, state, metrics = update(params, state, stats, batch, jax.random.key(1), step)
+    for a, b in zip(jax.tree.leaves(out_params), jax.tree.leaves(params)):
+      np.testing.assert_array_equal(a, b)
+  assert float(metrics["generator/dead_codes_upper"]) == (k - 4) / k
+  assert float(metrics["generator/restarted_codes_upper"]) == 0
+  out_params, state, metrics = update(params, state, stats, batch, jax.random.key(1), 9)
+  assert float(metrics["generator/restarted_codes_upper"]) == k - 4
+  upper, _ = task.model.apply({"params": params["generator"]}, batch["image"],
+                              method=HalfSplitVQGAN.encode)
+  candidates = np.asarray(upper.inputs).reshape(-1, cfg.model.embed_dim)
+  before = np.asarray(params["generator"]["quantizer_upper"]["codebook"])
+  after = np.asarray(out_params["generator"]["quantizer_upper"]["codebook"])
+  np.testing.assert_array_equal(after[:4], before[:4])
+  for row in after[4:]:
+    assert np.min(np.abs(candidates - row).max(-1)) < 1e-6
+  np.testing.assert_allclose(state["usage_upper"][4:], 1.0 / k)   # restarted codes start afresh
+  cfg.codebook_restart.enabled = False
+  off = vqgan_trainer.make_task(cfg)
+  out_params, _, metrics = jax.jit(off.update_task_state)(params, state, stats, batch,
+                                                          jax.random.key(1), 9)
+  assert "generator/restarted_codes_upper" not in metrics
+  for a, b in zip(jax.tree.leaves(out_params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_generator_loss_reports_code_histograms_as_stats():
+  task = vqgan_trainer.make_task(_micro_config(disc_start=100))
+  batch = {"image": _images(8, b=2)}
+  params = nn.unbox(jax.jit(task.init_params)(_init_key(), batch))
+  _, (metrics, _) = jax.jit(lambda p: task.loss("generator", p, batch, None, 0, None))(params)
+  for half in ("upper", "lower"):
+    hist = np.asarray(metrics[STATS][half])
+    assert hist.shape == (task.model.num_codes,)
+    np.testing.assert_allclose(hist.sum(), 1.0, rtol=1e-6)
+
+
+def test_frozen_nets_must_come_with_the_params(tmp_path):
+  """A task configured with LPIPS refuses a loss call whose params lack the frozen nets (it never
+  silently drops the term)."""
+  from swaptalk_jax.convert import params_io
+  from swaptalk_jax.models import lpips as lpips_model
+  lpips_file = str(tmp_path / "lpips.safetensors")
+  params_io.save_params(lpips_file, lpips_model.init_lpips_params(0), network="lpips",
+                        variant="vgg16")
+  cfg = _micro_config(disc_start=100)
+  cfg.loss.lpips_weight = 1.0
+  cfg.pretrained.lpips_path = lpips_file
+  task = vqgan_trainer.make_task(cfg)
+  assert set(task.frozen_params()) == {"lpips"}
+  batch = {"image": _images(9, b=1)}
+  params = nn.unbox(jax.jit(task.init_params)(_init_key(), batch))
+  with pytest.raises(ValueError, match="lack the frozen nets"):
+    task.loss("generator", params, batch, None, 0, None)
+  loss, (metrics, _) = task.loss("generator", {**params, FROZEN: task.frozen_params()}, batch,
+                                 None, 0, None)
+  assert "lpips" in metrics and np.isfinite(loss)

@@ -44,7 +44,7 @@ def small_config(data_dir, **overrides):
 def run_steps(trainer, state, num_steps):
   metrics = []
   for _ in range(num_steps):
-    state, m = trainer.step_fn(state, global_batch(next(trainer.train_iter),
+    state, m = trainer.train_step(state, global_batch(next(trainer.train_iter),
                                                    trainer.batch_sharding))
     metrics.append(jax.device_get(m))
   return state, metrics

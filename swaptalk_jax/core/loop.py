@@ -80,7 +80,7 @@ def run(trainer: Trainer, stop_after: Optional[int] = None):
     logging.info("training %s from step %d to %d in %s", config.stage, step, end, trainer.workdir)
     while step < end:
       local = next(trainer.train_iter)
-      state, step_metrics = trainer.step_fn(state, global_batch(local, trainer.batch_sharding))
+      state, step_metrics = trainer.train_step(state, global_batch(local, trainer.batch_sharding))
       step += 1
       averager.update(step_metrics)
       report(step)

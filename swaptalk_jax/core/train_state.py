@@ -1,4 +1,5 @@
-"""The train state: every parameter group with its optimizer state and EMA, the step, the RNG.
+"""The train state: every parameter group with its optimizer state and EMA, the Task's own
+non-trainable state, the step, the RNG.
 
 A plain pytree (flax.struct.dataclass) so it is jitted, sharded and checkpointed as one unit.
 Optimizers are not in the state (they are static functions of the config).
@@ -18,6 +19,7 @@ class TrainState:
   params: dict[str, Any]         # group -> params
   opt_state: dict[str, Any]      # group -> optax state
   ema_params: dict[str, Any]     # group -> EMA of params (only Task.ema_groups)
+  task_state: dict[str, Any]     # the Task's non-trainable state (Task.init_task_state)
   rng: jax.Array                 # uint32[2] base key; step keys are fold_in(rng, step)
   nonfinite_steps: jax.Array     # int32 scalar: steps skipped for a non-finite loss or gradient
 
@@ -35,6 +37,7 @@ def init_train_state(task, txs: Mapping[str, optax.GradientTransformation], rng:
       params={g: params[g] for g in task.groups},
       opt_state={g: txs[g].init(params[g]) for g in task.groups},
       ema_params={g: params[g] for g in task.ema_groups},
+      task_state=dict(task.init_task_state(params)),
       rng=state_rng,
       nonfinite_steps=jnp.zeros((), jnp.int32))
 

@@ -2,7 +2,8 @@
 
 Inside the step: micro-batch gradient accumulation (lax.scan), each group's loss and gradient in the
 Task's order (with a carry from one group's loss to the next), a non-finite guard that skips the
-whole update and counts it, per-group optimizer updates gated by `Task.is_active`, and EMA.
+whole update and counts it, per-group optimizer updates gated by `Task.is_active`, the Task's
+post-update hook (`update_task_state`), and EMA. Frozen pretrained nets come in as an argument.
 Compute dtype (bf16) is the models' business; params, gradients and optimizer state stay f32.
 """
 import functools
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from swaptalk_jax.core.sharding import BATCH_AXES
+from swaptalk_jax.core.task import FROZEN, STATS
 from swaptalk_jax.core.train_state import TrainState
 
 P = jax.sharding.PartitionSpec
@@ -39,49 +41,57 @@ def split_microbatches(batch: Mapping[str, jax.Array], num: int) -> Mapping[str,
 
 
 def group_gradients(task, params, batch, rng, step):
-  """Loss, metrics and gradient of each group on one (micro-)batch, in the Task's group order."""
+  """Loss, metrics and gradient of each group on one (micro-)batch, in the Task's group order.
+
+  `params` holds every group (and FROZEN); returns (grads, metrics, stats: group -> STATS)."""
   carry = None
-  grads, metrics = {}, {}
+  grads, metrics, stats = {}, {}, {}
   for i, group in enumerate(task.groups):
     def loss_of(group_params, group=group, carry=carry):
       return task.loss(group, {**params, group: group_params}, batch, jax.random.fold_in(rng, i),
                        step, carry)
     (loss, (group_metrics, carry)), grads[group] = jax.value_and_grad(loss_of, has_aux=True)(
         params[group])
+    group_metrics = dict(group_metrics)
+    if STATS in group_metrics:
+      stats[group] = group_metrics.pop(STATS)
     metrics[f"{group}/loss"] = loss
     metrics.update({f"{group}/{k}": v for k, v in group_metrics.items()})
-  return grads, metrics
+  return grads, metrics, stats
 
 
 def make_train_step(task, txs: Mapping[str, optax.GradientTransformation],
                     schedules: Mapping[str, Callable], grad_accum_steps: int, ema_decay: float,
                     unroll_accumulation: bool = True
-                    ) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
-  """Returns train_step(state, batch) -> (state, metrics); jit it with shardings (see trainer.py).
+                    ) -> Callable[[TrainState, Any, Any], tuple[TrainState, dict]]:
+  """Returns train_step(state, batch, frozen) -> (state, metrics); jit it with shardings (see
+  trainer.py). `frozen`: the Task's frozen_params() ({} when it has none).
 
   unroll_accumulation: unroll the micro-batch loop. XLA:CPU runs convolutions inside a while loop
   about 12x slower than the same convolutions unrolled (measured: toy model, 4 micro-batches);
   a rolled loop (False) compiles faster and may use less memory for many micro-batches.
   """
 
-  def train_step(state: TrainState, batch):
+  def train_step(state: TrainState, batch, frozen):
     rng = jax.random.fold_in(state.rng, state.step)
+    params_in = {**state.params, FROZEN: frozen}
     if grad_accum_steps == 1:
-      grads, metrics = group_gradients(task, state.params, batch, rng, state.step)
+      grads, metrics, stats = group_gradients(task, params_in, batch, rng, state.step)
     else:
       micro = split_microbatches(batch, grad_accum_steps)
 
       def accumulate(acc, xs):
         index, mb = xs
-        g, m = group_gradients(task, state.params, mb, jax.random.fold_in(rng, index), state.step)
-        return jax.tree.map(jnp.add, acc, (g, m)), None
+        out = group_gradients(task, params_in, mb, jax.random.fold_in(rng, index), state.step)
+        return jax.tree.map(jnp.add, acc, out), None
 
-      zeros = jax.eval_shape(functools.partial(group_gradients, task, state.params,
+      zeros = jax.eval_shape(functools.partial(group_gradients, task, params_in,
                                                jax.tree.map(lambda x: x[0], micro), rng, state.step))
       zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros)
-      (grads, metrics), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(grad_accum_steps), micro),
-                                         unroll=True if unroll_accumulation else 1)
-      grads, metrics = jax.tree.map(lambda x: x / grad_accum_steps, (grads, metrics))
+      (grads, metrics, stats), _ = jax.lax.scan(
+          accumulate, zeros, (jnp.arange(grad_accum_steps), micro),
+          unroll=True if unroll_accumulation else 1)
+      grads, metrics, stats = jax.tree.map(lambda x: x / grad_accum_steps, (grads, metrics, stats))
 
     finite = _all_finite((grads, {k: v for k, v in metrics.items() if k.endswith("/loss")}))
     new_params, new_opt_state = {}, {}
@@ -94,6 +104,13 @@ def make_train_step(task, txs: Mapping[str, optax.GradientTransformation],
       metrics[f"{group}/grad_norm"] = optax.global_norm(grads[group])
       metrics[f"{group}/learning_rate"] = schedules[group](state.step)
       metrics[f"{group}/active"] = keep.astype(jnp.float32)
+    hooked_params, hooked_task_state, hook_metrics = task.update_task_state(
+        {**new_params, FROZEN: frozen}, state.task_state, stats, batch,
+        jax.random.fold_in(rng, len(task.groups)), state.step)
+    hooked_params = {g: hooked_params[g] for g in task.groups}
+    new_params = _tree_where(finite, hooked_params, new_params)
+    new_task_state = _tree_where(finite, hooked_task_state, state.task_state)
+    metrics.update(hook_metrics)
     new_ema = {
         g: _tree_where(finite, jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p,
                                             state.ema_params[g], new_params[g]), state.ema_params[g])
@@ -101,6 +118,7 @@ def make_train_step(task, txs: Mapping[str, optax.GradientTransformation],
     metrics["nonfinite"] = 1.0 - finite.astype(jnp.float32)
     new_state = state.replace(
         step=state.step + 1, params=new_params, opt_state=new_opt_state, ema_params=new_ema,
+        task_state=new_task_state,
         nonfinite_steps=state.nonfinite_steps + (1 - finite.astype(jnp.int32)))
     return new_state, metrics
 

@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from swaptalk_jax.core import checkpoint, optim, sharding
+from swaptalk_jax.core.task import FROZEN
 from swaptalk_jax.core.train_state import TrainState, init_train_state
 from swaptalk_jax.core.train_step import make_train_step
 from swaptalk_jax.trainers import registry
@@ -23,6 +24,9 @@ from swaptalk_jax.trainers import registry
 def validate_config(config: ml_collections.ConfigDict, task) -> None:
   """Fails with a one-line message on configs that cannot run, before compiling."""
   groups = set(task.groups)
+  if FROZEN in groups:
+    raise ValueError(f"stage {config.stage!r}: a parameter group may not be called {FROZEN!r} "
+                     "(reserved for the frozen pretrained networks)")
   configured = set(config.optim.keys())
   if groups != configured:
     raise ValueError(f"config.optim must configure exactly the groups of stage {config.stage!r}: "
@@ -62,10 +66,11 @@ class Trainer:
   state_shardings: Any
   abstract_state: Any                  # ShapeDtypeStructs with target shardings
   manager: Any
+  frozen: Any                          # Task.frozen_params(), replicated device arrays
   init_fn: Callable
-  step_fn: Callable
-  eval_fn: Callable
-  summary_fn: Callable
+  step_fn: Callable                    # (state, batch, frozen) -> (state, metrics)
+  eval_fn: Callable                    # (eval_params, batch, rng) -> metrics
+  summary_fn: Callable                 # (eval_params, batch) -> images
 
   @property
   def batch_sharding(self):
@@ -80,9 +85,13 @@ class Trainer:
                                                 self.train_iter)
     return state
 
+  def train_step(self, state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    """One optimizer step on a global batch (see `global_batch`)."""
+    return self.step_fn(state, batch, self.frozen)
+
   def eval_params(self, state: TrainState) -> dict:
-    """Params for evaluation: EMA where kept, raw elsewhere."""
-    return {**state.params, **state.ema_params}
+    """Params for evaluation: EMA where kept, raw elsewhere, and the frozen nets."""
+    return {**state.params, **state.ema_params, FROZEN: self.frozen}
 
 
 def build_trainer(config: ml_collections.ConfigDict, workdir: str, devices=None) -> Trainer:
@@ -125,13 +134,16 @@ def build_trainer(config: ml_collections.ConfigDict, workdir: str, devices=None)
   batch_sharding = sharding.batch_sharding(mesh)
   batch_shardings = {k: batch_sharding for k in batch_spec}
   replicated = sharding.replicated(mesh)
+  frozen = jax.device_put(dict(task.frozen_params()), replicated)
+  frozen_shardings = jax.tree.map(lambda _: replicated, frozen)
   init_fn = jax.jit(lambda rng: nn.unbox(boxed_init(rng)), out_shardings=state_shardings)
   step_fn = jax.jit(
       make_train_step(task, txs, schedules, config.train.grad_accum_steps, config.train.ema_decay,
                       config.train.unroll_accumulation),
-      in_shardings=(state_shardings, batch_shardings), out_shardings=(state_shardings, replicated),
-      donate_argnums=(0,))
-  params_shardings = {**state_shardings.params, **state_shardings.ema_params}
+      in_shardings=(state_shardings, batch_shardings, frozen_shardings),
+      out_shardings=(state_shardings, replicated), donate_argnums=(0,))
+  params_shardings = {**state_shardings.params, **state_shardings.ema_params,
+                      FROZEN: frozen_shardings}
   eval_fn = jax.jit(task.eval_metrics, in_shardings=(params_shardings, batch_shardings, replicated),
                     out_shardings=replicated)
   summary_fn = jax.jit(task.summaries, in_shardings=(params_shardings, batch_shardings),
@@ -140,4 +152,5 @@ def build_trainer(config: ml_collections.ConfigDict, workdir: str, devices=None)
       config=config, workdir=workdir, mesh=mesh, task=task, txs=txs, schedules=schedules,
       train_iter=train_iter, make_eval_iter=lambda: data.make_eval_iterator(config, pid, count),
       batch_spec=batch_spec, state_shardings=state_shardings, abstract_state=abstract_state,
-      manager=manager, init_fn=init_fn, step_fn=step_fn, eval_fn=eval_fn, summary_fn=summary_fn)
+      manager=manager, frozen=frozen, init_fn=init_fn, step_fn=step_fn, eval_fn=eval_fn,
+      summary_fn=summary_fn)

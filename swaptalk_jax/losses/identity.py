@@ -8,7 +8,7 @@ region that maps it back onto ArcFace's template is a pure crop + resize (rows/c
 of a 256 crop). Other alignments (e.g. FFHQ's: pSp uses rows 35:223, columns 32:220 of 256) get
 theirs from `region_for_landmarks`.
 """
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -66,11 +66,3 @@ def load_arcface_params(path: str, variant: str | None = None) -> dict:
   params, _ = params_io.load_pretrained("arcface", path, variant)
   return jax.tree_util.tree_map(jnp.asarray, params)
 
-
-def make_identity_loss(path: str, variant: str | None = None,
-                       region: Sequence[float] = DEFAULT_REGION,
-                       dtype: Any = jnp.float32) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  """(x, y) -> per-example identity loss [N], params of `path` loaded now (fails early if absent)."""
-  params = load_arcface_params(path, variant)
-  region = tuple(region)
-  return lambda x, y: identity_loss(params, x, y, region, dtype)

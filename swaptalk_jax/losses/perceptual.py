@@ -1,9 +1,9 @@
 """Perceptual loss: LPIPS (VGG16, v0.1) between reconstructions and targets, frozen weights.
 
-`lpips_loss(params, x, y)` is pure (params passed in); `make_lpips_loss(path)` loads a converted
-params file once and returns the per-example loss as a closure for trainers.
+`lpips_loss(params, x, y)` is pure (params passed in: trainers hand the params of
+`load_lpips_params(path)` to the core as frozen params, so they are jit arguments, not constants).
 """
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +25,3 @@ def load_lpips_params(path: str) -> dict:
   params, _ = params_io.load_pretrained("lpips", path, LPIPS_VARIANT)
   return jax.tree_util.tree_map(jnp.asarray, params)
 
-
-def make_lpips_loss(path: str, dtype: Any = jnp.float32) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  """(x, y) -> per-example LPIPS [N], with the params of `path` loaded now (fails early if absent)."""
-  params = load_lpips_params(path)
-  return lambda x, y: lpips_loss(params, x, y, dtype)

@@ -32,10 +32,11 @@ def _entropy(p: jax.Array, axis=-1) -> jax.Array:
 
 def usage_metrics(indices: jax.Array, num_codes: int) -> dict[str, jax.Array]:
   """Perplexity (exp entropy of code usage; num_codes = uniform) and the fraction of codes unused
-  by this batch. Batch statistics: with fewer tokens than codes some codes are unused by chance."""
+  by this batch. Batch statistics: a batch of N tokens leaves about exp(-N/K) of K uniformly used
+  codes unused by chance; dead codes proper are the trainer's running-usage metric."""
   hist = code_histogram(indices, num_codes)
   return {"perplexity": jnp.exp(_entropy(hist)),
-          "dead_fraction": jnp.mean((hist == 0).astype(jnp.float32))}
+          "unused_in_batch": jnp.mean((hist == 0).astype(jnp.float32))}
 
 
 def entropy_loss(q: Quantized, temperature: float = 1.0) -> jax.Array:

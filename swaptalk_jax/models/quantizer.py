@@ -4,10 +4,10 @@ One `VectorQuantizer` holds one codebook (the half-split VQGAN has two: upper an
 Its losses (codebook + commitment, optional usage entropy) live in `swaptalk_jax.losses.vq`; this
 module returns what they need: the continuous inputs, the selected codes and the distances.
 
-Dead codes: the fix is the batch usage-entropy term of `losses.vq.entropy_loss` (soft assignments
-from the distances, MAGVIT-v2 style), chosen because it is a pure function of the batch. A restart
-of dead codes or an EMA codebook would need state written outside the optimizer, which the core's
-params-only step does not carry. `l2_normalize=True` (ViT-VQGAN) also keeps codes in use.
+Dead codes, two configurable fixes: the batch usage-entropy term of `losses.vq.entropy_loss` (soft
+assignments from the distances, MAGVIT-v2 style), and `restart_dead_codes` (codes whose running
+usage fell near zero are re-initialised to encoder outputs; the VQGAN trainer runs it in the core's
+post-update hook). `l2_normalize=True` (ViT-VQGAN) also keeps codes in use.
 """
 from typing import NamedTuple
 
@@ -77,3 +77,12 @@ class VectorQuantizer(nn.Module):
   def lookup(self, indices: jax.Array) -> jax.Array:
     """Integer indices [...] -> code embeddings [..., code_dim] (f32)."""
     return jnp.take(self.embedding_table(), indices, axis=0)
+
+
+def restart_dead_codes(codebook: jax.Array, dead: jax.Array, candidates: jax.Array,
+                       rng: jax.Array) -> jax.Array:
+  """Codebook [K, D] with each `dead` row ([K] bool) replaced by a random row of `candidates`
+  ([N, D], e.g. this batch's encoder outputs; drawn without replacement when N >= K)."""
+  num_codes, num_candidates = codebook.shape[0], candidates.shape[0]
+  picks = jax.random.choice(rng, num_candidates, (num_codes,), replace=num_candidates < num_codes)
+  return jnp.where(dead[:, None], candidates[picks].astype(codebook.dtype), codebook)

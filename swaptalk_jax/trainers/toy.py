@@ -9,13 +9,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from swaptalk_jax.core.task import TaskHooks
 from swaptalk_jax.models.toy import ToyAutoencoder, ToyCritic
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
-class ToyTask:
+class ToyTask(TaskHooks):
   config: ml_collections.ConfigDict
   groups: tuple = ("model", "critic")
   ema_groups: tuple = ("model",)

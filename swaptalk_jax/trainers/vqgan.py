@@ -7,21 +7,23 @@ terms at the decoder's last conv kernel. The discriminator (hinge) sees the gene
 reconstructions through the carry and is updated from `disc_start` on.
 """
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from swaptalk_jax.core.task import FROZEN, STATS, TaskHooks
 from swaptalk_jax.losses import gan as gan_losses
 from swaptalk_jax.losses import vq as vq_losses
 from swaptalk_jax.models.conv_ops import conv2d
-from swaptalk_jax.models.patchgan import PatchGANDiscriminator
 from swaptalk_jax.metrics.image_quality import psnr, ssim
+from swaptalk_jax.models.patchgan import PatchGANDiscriminator
+from swaptalk_jax.models.quantizer import restart_dead_codes
 from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
 
-ImagePairFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x, y) in [-1, 1] -> per-example [B]
+HALVES = ("upper", "lower")
 
 
 # ----------------------------------------------------------------------------- image metrics
@@ -31,34 +33,50 @@ def to_unit_range(images: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- pretrained nets
-def _pretrained_loss(kind: str, weight: float, path: Optional[str], **kwargs) -> Optional[ImagePairFn]:
-  """A frozen pretrained per-example loss (x, y) -> [B], or None when its weight is 0 (OFF).
+def load_frozen_nets(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The frozen pretrained nets whose loss weight is > 0: {'lpips': params, 'arcface': params}.
 
   A weight > 0 without a weights file is a configuration error: never a random network instead.
   """
-  if not weight:
-    return None
-  field = {"lpips": "lpips_path", "identity": "arcface_path"}[kind]
-  if not path:
-    raise ValueError(f"config.loss.{kind}_weight={weight} needs pretrained weights but "
-                     f"config.pretrained.{field} is not set; convert them with `swaptalk convert "
-                     f"{'lpips' if kind == 'lpips' else 'arcface'} SRC DST` or set the weight to 0")
-  if kind == "lpips":
-    from swaptalk_jax.losses import perceptual  # pylint: disable=g-import-not-at-top
-    return perceptual.make_lpips_loss(path)
+  cfg, files = config.loss, config.pretrained
+  frozen = {}
+  for name, weight, field in (("lpips", cfg.lpips_weight, "lpips_path"),
+                              ("arcface", cfg.identity_weight, "arcface_path")):
+    if not weight:
+      continue
+    kind = "lpips" if name == "lpips" else "identity"
+    if not files[field]:
+      raise ValueError(f"config.loss.{kind}_weight={weight} needs pretrained weights but "
+                       f"config.pretrained.{field} is not set; convert them with `swaptalk convert "
+                       f"{name} SRC DST` or set the weight to 0")
+    if name == "lpips":
+      from swaptalk_jax.losses import perceptual  # pylint: disable=g-import-not-at-top
+      frozen[name] = perceptual.load_lpips_params(files[field])
+    else:
+      from swaptalk_jax.losses import identity  # pylint: disable=g-import-not-at-top
+      frozen[name] = identity.load_arcface_params(files[field], files.arcface_variant)
+  return frozen
+
+
+def _lpips(frozen, x: jax.Array, y: jax.Array) -> jax.Array:
+  from swaptalk_jax.losses import perceptual  # pylint: disable=g-import-not-at-top
+  return perceptual.lpips_loss(frozen["lpips"], x, y)
+
+
+def _identity(frozen, x: jax.Array, y: jax.Array) -> jax.Array:
   from swaptalk_jax.losses import identity  # pylint: disable=g-import-not-at-top
-  return identity.make_identity_loss(path, **kwargs)
+  return identity.identity_loss(frozen["arcface"], x, y)
 
 
 # ----------------------------------------------------------------------------- the task
 @dataclasses.dataclass
-class VQGANTask:
+class VQGANTask(TaskHooks):
   """The Task of stage 0 (see swaptalk_jax/core/task.py)."""
   model: HalfSplitVQGAN
   discriminator: PatchGANDiscriminator
   loss_config: ml_collections.ConfigDict
-  lpips: Optional[ImagePairFn] = None
-  identity: Optional[ImagePairFn] = None
+  restart_config: ml_collections.ConfigDict
+  frozen_nets: dict[str, Any] = dataclasses.field(default_factory=dict)  # 'lpips', 'arcface'
   groups: tuple[str, ...] = ("generator", "discriminator")
   ema_groups: tuple[str, ...] = ("generator",)
 
@@ -75,12 +93,24 @@ class VQGANTask:
     return jnp.array(True)
 
   # --- losses
-  def _reconstruction_loss(self, images: jax.Array, recon: jax.Array) -> jax.Array:
+  def frozen_params(self) -> dict[str, Any]:
+    return self.frozen_nets
+
+  def _frozen(self, params) -> dict[str, Any]:
+    """The frozen nets handed in with `params` (the core passes them under FROZEN)."""
+    frozen = params.get(FROZEN, {})
+    missing = set(self.frozen_nets) - set(frozen)
+    if missing:
+      raise ValueError(f"VQGANTask: params lack the frozen nets {sorted(missing)} under {FROZEN!r}; "
+                       "pass {..., FROZEN: task.frozen_params()}")
+    return frozen
+
+  def _reconstruction_loss(self, frozen, images: jax.Array, recon: jax.Array) -> jax.Array:
     """The "NLL" term of the adaptive weight: l1 * L1 + lpips * LPIPS (scalar)."""
     cfg = self.loss_config
     loss = cfg.l1_weight * jnp.mean(jnp.abs(images - recon))
-    if self.lpips is not None:
-      loss = loss + cfg.lpips_weight * jnp.mean(self.lpips(recon, images))
+    if "lpips" in frozen:
+      loss = loss + cfg.lpips_weight * jnp.mean(_lpips(frozen, recon, images))
     return loss
 
   def _disc_logits(self, disc_params, images: jax.Array) -> jax.Array:
@@ -92,14 +122,17 @@ class VQGANTask:
     images = batch["image"].astype(jnp.float32)
     (recon, features), (upper, lower) = self.model.apply(
         {"params": gen}, images, return_features=True)
+    frozen = self._frozen(params)
     metrics = {"l1": jnp.mean(jnp.abs(images - recon))}
-    total = self._reconstruction_loss(images, recon)
-    if self.lpips is not None:
-      metrics["lpips"] = jnp.mean(self.lpips(recon, images))
-    if self.identity is not None:
-      metrics["identity"] = jnp.mean(self.identity(recon, images))
+    total = self._reconstruction_loss(frozen, images, recon)
+    if "lpips" in frozen:
+      metrics["lpips"] = jnp.mean(_lpips(frozen, recon, images))
+    if "arcface" in frozen:
+      metrics["identity"] = jnp.mean(_identity(frozen, recon, images))
       total = total + cfg.identity_weight * metrics["identity"]
-    for name, q in (("upper", upper), ("lower", lower)):
+    metrics[STATS] = {name: vq_losses.code_histogram(q.indices, self.model.num_codes)
+                      for name, q in zip(HALVES, (upper, lower))}
+    for name, q in zip(HALVES, (upper, lower)):
       metrics[f"codebook_{name}"] = vq_losses.codebook_loss(q)
       metrics[f"commitment_{name}"] = vq_losses.commitment_loss(q)
       total = total + cfg.codebook_weight * vq_losses.vq_loss(q, cfg.commitment_beta)
@@ -117,7 +150,7 @@ class VQGANTask:
     def gan_term(recon):
       g_loss = gan_losses.hinge_generator_loss(self._disc_logits(disc, recon))
       nll_norm = gan_losses.last_layer_grad_norm(
-          lambda y: self._reconstruction_loss(images, y), recon, last_layer, kernel)
+          lambda y: self._reconstruction_loss(frozen, images, y), recon, last_layer, kernel)
       gan_norm = gan_losses.last_layer_grad_norm(
           lambda y: gan_losses.hinge_generator_loss(self._disc_logits(disc, y)), recon, last_layer,
           kernel)
@@ -161,6 +194,45 @@ class VQGANTask:
       return self.discriminator_loss(params, batch, step, carry)
     raise ValueError(f"VQGANTask: unknown group {group!r}; groups are {self.groups}")
 
+  # --- dead-code restart (the post-update hook)
+  def init_task_state(self, params) -> dict[str, Any]:
+    """Running code usage of each codebook (fraction of tokens per code), starting uniform."""
+    del params
+    k = self.model.num_codes
+    return {f"usage_{h}": jnp.full((k,), 1.0 / k, jnp.float32) for h in HALVES}
+
+  def update_task_state(self, params, task_state, stats, batch, rng, step):
+    """Updates the usage EMAs from this step's code histograms; every `restart.every` steps,
+    re-initialises the dead codes (usage < dead_threshold / K) to encoder outputs of this batch."""
+    r = self.restart_config
+    k = self.model.num_codes
+    usage = {h: r.usage_decay * task_state[f"usage_{h}"]
+             + (1.0 - r.usage_decay) * stats["generator"][h] for h in HALVES}
+    dead = {h: usage[h] < r.dead_threshold / k for h in HALVES}
+    metrics = {f"generator/dead_codes_{h}": jnp.mean(dead[h].astype(jnp.float32)) for h in HALVES}
+    if not r.enabled:
+      return params, {f"usage_{h}": usage[h] for h in HALVES}, metrics
+
+    def restart(operand):
+      gen, usage = operand
+      upper, lower = self.model.apply({"params": nn.unbox(gen)}, batch["image"].astype(jnp.float32),
+                                      method=HalfSplitVQGAN.encode)
+      gen, usage = dict(gen), dict(usage)
+      for i, (h, q) in enumerate(zip(HALVES, (upper, lower))):
+        name = f"quantizer_{h}"
+        codebook = gen[name]["codebook"]
+        candidates = jax.lax.stop_gradient(q.inputs).reshape(-1, q.inputs.shape[-1])
+        gen[name] = {**gen[name], "codebook": restart_dead_codes(
+            codebook, dead[h], candidates, jax.random.fold_in(rng, i))}
+        usage[h] = jnp.where(dead[h], 1.0 / k, usage[h])
+      return gen, usage
+
+    now = jnp.logical_and((step + 1) % r.every == 0, step + 1 >= r.start)
+    gen, usage = jax.lax.cond(now, restart, lambda operand: operand, (params["generator"], usage))
+    metrics.update({f"generator/restarted_codes_{h}": jnp.where(now, jnp.sum(dead[h]), 0)
+                    .astype(jnp.float32) for h in HALVES})
+    return {**params, "generator": gen}, {f"usage_{h}": usage[h] for h in HALVES}, metrics
+
   # --- evaluation
   def reconstruct(self, params, images: jax.Array):
     gen = nn.unbox(params["generator"])
@@ -173,11 +245,12 @@ class VQGANTask:
     x, y = to_unit_range(recon), to_unit_range(images)
     metrics = {"l1": jnp.mean(jnp.abs(recon - images)), "psnr": jnp.mean(psnr(x, y)),
                "ssim": jnp.mean(ssim(x, y))}
-    if self.lpips is not None:
-      metrics["lpips"] = jnp.mean(self.lpips(recon, images))
-    if self.identity is not None:
-      metrics["identity_similarity"] = 1.0 - jnp.mean(self.identity(recon, images))
-    for name, q in (("upper", upper), ("lower", lower)):
+    frozen = self._frozen(params)
+    if "lpips" in frozen:
+      metrics["lpips"] = jnp.mean(_lpips(frozen, recon, images))
+    if "arcface" in frozen:
+      metrics["identity_similarity"] = 1.0 - jnp.mean(_identity(frozen, recon, images))
+    for name, q in zip(HALVES, (upper, lower)):
       usage = vq_losses.usage_metrics(q.indices, self.model.num_codes)
       metrics.update({f"{k}_{name}": v for k, v in usage.items()})
     return metrics
@@ -204,9 +277,8 @@ def make_task(config: ml_collections.ConfigDict) -> VQGANTask:
       discriminator=PatchGANDiscriminator(d.base_features, d.num_layers, num_groups=d.num_groups,
                                           dtype=dtype),
       loss_config=cfg,
-      lpips=_pretrained_loss("lpips", cfg.lpips_weight, config.pretrained.lpips_path),
-      identity=_pretrained_loss("identity", cfg.identity_weight, config.pretrained.arcface_path,
-                                variant=config.pretrained.arcface_variant))
+      restart_config=config.codebook_restart,
+      frozen_nets=load_frozen_nets(config))
 
 
 # ----------------------------------------------------------------------------- data
