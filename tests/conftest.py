@@ -1,11 +1,20 @@
-"""Test setup: 8 fake CPU devices (must precede the first jax import) and parsed absl flags (grain)."""
+"""Test setup: 8 fake CPU devices (must precede the first jax import), a persistent compilation
+cache for this session (tests and their subprocesses rebuild the same trainers: identical programs
+compile once), and parsed absl flags (grain)."""
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "")
 if "--xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
   os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache_dir = tempfile.mkdtemp(prefix="swaptalk_jax_test_cache_")
+  atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_dir   # inherited by subprocess runs
 
 from absl import flags  # noqa: E402
 

@@ -13,18 +13,23 @@ from swaptalk_jax.core.trainer import build_trainer, global_batch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def apply_overrides(config, overrides: dict):
+  """Sets dotted keys ('optim.model.learning_rate': 1e-3) of an ml_collections config in place."""
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
 def toy_config(**overrides):
   c = toy.get_config()
   c.train.eval_every = 0
   c.train.checkpoint_every = 1000
   c.fsdp_min_size = 64           # so the tiny toy kernels do get sharded under fsdp
-  for key, value in overrides.items():
-    node = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
+  return apply_overrides(c, overrides)
 
 
 def run_steps(config, workdir, devices, num_steps):

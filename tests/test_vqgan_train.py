@@ -6,13 +6,17 @@ import numpy as np
 import pytest
 
 from configs import vqgan as vqgan_config
+from core_helpers import apply_overrides
 from swaptalk_jax.commands import encode
 from swaptalk_jax.commands.prepare import prepare_synthetic
+from swaptalk_jax.convert import params_io
 from swaptalk_jax.core import checkpoint, sharding
 from swaptalk_jax.core.loop import evaluate
+from swaptalk_jax.core.task import FROZEN
 from swaptalk_jax.core.trainer import build_trainer, global_batch
 from swaptalk_jax.data import pipelines, records
 from swaptalk_jax.data.dataset import SplitReader
+from swaptalk_jax.models import lpips as lpips_model
 from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
 
 
@@ -32,13 +36,7 @@ def small_config(data_dir, **overrides):
   c.data.sources = [dict(name="synthetic", data_dir=str(data_dir), weight=1.0)]
   c.data.update(image_size=32, batch_size=8)
   c.train.update(async_checkpointing=False, eval_every=0, checkpoint_every=1000, eval_batches=2)
-  for key, value in overrides.items():
-    node = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
+  return apply_overrides(c, overrides)
 
 
 def run_steps(trainer, state, num_steps):
@@ -76,26 +74,49 @@ def trained(synthetic_dir, tmp_path_factory):
     scores["train_l1"] = float(np.mean([t["l1"] for t in train_scores]))
     checkpoint.save(trainer.manager, 150, state, trainer.train_iter, config, force=True)
     trainer.manager.wait_until_finished()
-  return config, workdir, metrics, scores, jax.device_get(state.ema_params["generator"])
+  ema_generator = jax.device_get(state.ema_params["generator"])
+  return dict(config=config, workdir=workdir, metrics=metrics, scores=scores,
+              ema_generator=ema_generator, task_state=jax.device_get(state.task_state))
+
+
+def eval_set_code_usage(config, generator_params) -> dict[str, float]:
+  """Fraction of each codebook's codes that the eval set (unseen identities) uses at all."""
+  model = vqgan_from_config(config.model)
+  images = np.concatenate([b["image"] for _, b in zip(
+      range(config.train.eval_batches), pipelines.make_eval_iterator("vqgan", config.data))])
+  indices = np.asarray(model.apply({"params": generator_params}, images,
+                                   method=HalfSplitVQGAN.encode_to_indices))
+  half = indices.shape[1] // 2
+  k = config.model.num_codes
+  return {"upper": len(np.unique(indices[:, :half])) / k,
+          "lower": len(np.unique(indices[:, half:])) / k, "tokens_per_half": indices[:, :half].size}
 
 
 @pytest.mark.slow
 def test_tiny_vqgan_learns_on_synthetic(trained):
-  config, _, metrics, scores, _ = trained
+  config, metrics, scores = trained["config"], trained["metrics"], trained["scores"]
   baseline = mean_image_l1(config)
   first = np.mean([m["generator/l1"] for m in metrics[:5]])
   last = np.mean([m["generator/l1"] for m in metrics[-10:]])
-  print(f"mean-image L1 {baseline:.4f}; train L1 first {first:.4f} last {last:.4f}; eval {scores}")
+  usage = eval_set_code_usage(config, trained["ema_generator"])
+  dead = {h: float(metrics[-1][f"generator/dead_codes_{h}"]) for h in ("upper", "lower")}
+  restarted = sum(float(m["generator/restarted_codes_upper"] + m["generator/restarted_codes_lower"])
+                  for m in metrics)
+  print(f"mean-image L1 {baseline:.4f}; train L1 first {first:.4f} last {last:.4f}; eval {scores}; "
+        f"eval-set code usage {usage}; running dead fraction {dead}; codes restarted {restarted}")
   assert last < 0.5 * first
   assert scores["train_l1"] < 0.5 * baseline      # EMA reconstructions of training identities
   assert scores["l1"] < 0.9 * baseline            # and of identities never seen in training
-  # codebook usage stays high: most of the 64 codes of each half are used by an eval batch
+  # codebook usage stays high: most codes of each half are used by the eval set's tokens, few are
+  # dead in the running usage at the end, and per-batch perplexity is far from collapse
+  assert usage["upper"] > 0.6 and usage["lower"] > 0.6
+  assert dead["upper"] < 0.25 and dead["lower"] < 0.25
   assert scores["perplexity_upper"] > 16 and scores["perplexity_lower"] > 16
 
 
 @pytest.mark.slow
 def test_encode_writes_the_checkpoints_indices(trained, synthetic_dir, tmp_path):
-  config, workdir, _, _, ema_generator = trained
+  config, workdir, ema_generator = trained["config"], trained["workdir"], trained["ema_generator"]
   dataset_dir = encode.resolve_dataset_dir(str(synthetic_dir / "synthetic"))
   params, step = encode.load_generator_params(workdir)
   assert step == 150
@@ -160,3 +181,29 @@ def test_generator_discriminator_interleave_with_accumulation_and_resume(synthet
     np.testing.assert_allclose(resumed[0][key], metrics[3][key], rtol=1e-4, atol=1e-6)
   for a, b in zip(jax.tree.leaves(jax.device_get(s.params)), jax.tree.leaves(jax.device_get(state.params))):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_frozen_lpips_is_a_jit_argument_not_a_constant(synthetic_dir, tmp_path):
+  """With LPIPS on, the frozen VGG16 weights (59 MB) enter the train and eval programs as
+  arguments (replicated), not as constants: the program text stays small. (The loss with LPIPS
+  itself is checked in test_vqgan.py; compiling VGG16's backward here would cost minutes.)"""
+  lpips_file = str(tmp_path / "lpips.safetensors")
+  params_io.save_params(lpips_file, lpips_model.init_lpips_params(0), network="lpips",
+                        variant="vgg16")
+  config = small_config(synthetic_dir, **{"loss.lpips_weight": 1.0, "loss.disc_start": 10_000,
+                                          "pretrained.lpips_path": lpips_file})
+  trainer = build_trainer(config, str(tmp_path / "run"), devices=jax.devices()[:2])
+  frozen_bytes = sum(x.nbytes for x in jax.tree.leaves(trainer.frozen))
+  assert set(trainer.frozen) == {"lpips"} and frozen_bytes > 50e6
+  assert all(x.sharding.is_fully_replicated and len(x.sharding.device_set) == 2
+             for x in jax.tree.leaves(trainer.frozen))
+  with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+    batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=trainer.batch_sharding)
+             for k, v in trainer.batch_spec.items()}
+    step_text = trainer.step_fn.lower(trainer.abstract_state, batch, trainer.frozen).as_text()
+    eval_params = {**trainer.abstract_state.params, **trainer.abstract_state.ema_params,
+                   FROZEN: trainer.frozen}
+    eval_text = trainer.eval_fn.lower(eval_params, batch, jax.random.key(0)).as_text()
+  print(f"program text: step {len(step_text) / 1e6:.2f} MB, eval {len(eval_text) / 1e6:.2f} MB; "
+        f"frozen weights {frozen_bytes / 1e6:.1f} MB")
+  assert len(step_text) < frozen_bytes / 10 and len(eval_text) < frozen_bytes / 10

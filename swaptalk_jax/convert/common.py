@@ -15,6 +15,8 @@ from typing import Any, Callable, Mapping
 import ml_dtypes
 import numpy as np
 
+from swaptalk_jax.convert import params_io
+
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
     "BFloat16Storage": ml_dtypes.bfloat16, "LongStorage": np.int64, "IntStorage": np.int32,
@@ -223,20 +225,40 @@ class OnnxGraph:
 def _flat_shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple]:
   shapes = {}
   for key, value in tree.items():
-    path = f"{prefix}/{key}" if prefix else key
+    path = f"{prefix}{params_io.SEPARATOR}{key}" if prefix else key
     shapes.update(_flat_shapes(value, path) if isinstance(value, Mapping)
                   else {path: tuple(np.shape(value))})
   return shapes
 
 
 def check_params_match(params: Mapping[str, Any], expected: Mapping[str, Any], source: str) -> None:
-  """Raises if a converted tree differs from the model's init tree (arrays or ShapeDtypeStructs)
-  in names or shapes."""
+  """Raises PretrainedFileError naming the missing, unexpected and mis-shaped arrays of a converted
+  tree against the model's (arrays or ShapeDtypeStructs; params or full variables)."""
   got, want = _flat_shapes(params), _flat_shapes(expected)
-  missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-  if missing or extra:
-    raise ValueError(f"{source}: converted params do not match the model: missing {missing[:5]}, "
-                     f"unexpected {extra[:5]}")
-  wrong = [f"{k}: {got[k]} vs {want[k]}" for k in want if got[k] != want[k]]
-  if wrong:
-    raise ValueError(f"{source}: converted shapes differ from the model: {wrong[:5]}")
+  missing = sorted(set(want) - set(got))
+  unexpected = sorted(set(got) - set(want))
+  mismatched = [f"{p}: {got[p]} vs expected {want[p]}" for p in sorted(set(got) & set(want))
+                if got[p] != want[p]]
+  problems = [f"{label} ({len(items)}): {items[:4]}{' ...' if len(items) > 4 else ''}"
+              for label, items in (("missing", missing), ("unexpected", unexpected),
+                                   ("wrong shape", mismatched)) if items]
+  if problems:
+    raise params_io.PretrainedFileError(f"{source}: does not match the model; " + "; ".join(problems))
+
+
+def convert_torch_file(src: str, dst: str, to_variables: Callable[[dict, str], dict], network: str,
+                       variant: str) -> dict:
+  """Reads a torch state dict (no torch needed), maps it with `to_variables(state, src)`, writes
+  the params file `dst` for `network`/`variant`; returns the variables."""
+  variables = to_variables(read_torch_state_dict(src), src)
+  params_io.save_params(dst, variables, network=network, variant=variant,
+                        extra_metadata={"source": src})
+  return variables
+
+
+def load_checked(network: str, variant: str, path: str, expected: Mapping[str, Any]) -> dict:
+  """A converted params file, checked against the model's tree `expected`; clear errors if the file
+  is missing, holds another network or variant, or does not match."""
+  variables, _ = params_io.load_pretrained(network, path, expected_variant=variant)
+  check_params_match(variables, expected, path)
+  return variables

@@ -7,7 +7,7 @@ dropped, but its size tells the FID graph (1008 classes) from torchvision's Imag
 whose same-named weights would give incomparable FIDs. Every other key must map onto the model
 exactly (no missing, extra or mis-shaped arrays).
 """
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -28,32 +28,6 @@ def _set(tree: dict, path, value) -> None:
   if leaf in tree:
     raise ValueError(f"two checkpoint entries map onto {'/'.join(path)}")
   tree[leaf] = value
-
-
-def check_variables_match(variables: Mapping[str, Any], expected: Any, source: str) -> None:
-  """Raises naming missing, unexpected and mis-shaped arrays of `variables` against `expected`."""
-  got = params_io.flatten_params(variables)
-  want = {p: tuple(leaf.shape) for p, leaf in _flat_shapes(expected).items()}
-  missing = sorted(set(want) - set(got))
-  unexpected = sorted(set(got) - set(want))
-  mismatched = [f"{p}: {got[p].shape} vs expected {want[p]}" for p in sorted(set(got) & set(want))
-                if tuple(got[p].shape) != want[p]]
-  problems = []
-  for label, items in (("missing", missing), ("unexpected", unexpected),
-                       ("wrong shape", mismatched)):
-    if items:
-      problems.append(f"{label} ({len(items)}): {items[:4]}{' ...' if len(items) > 4 else ''}")
-  if problems:
-    raise params_io.PretrainedFileError(
-        f"{source}: does not match the model; " + "; ".join(problems))
-
-
-def _flat_shapes(tree: Mapping[str, Any], prefix: str = "") -> dict:
-  flat = {}
-  for key, value in tree.items():
-    path = f"{prefix}{params_io.SEPARATOR}{key}" if prefix else key
-    flat.update(_flat_shapes(value, path) if isinstance(value, Mapping) else {path: value})
-  return flat
 
 
 def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "state dict") -> dict:
@@ -79,21 +53,15 @@ def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "st
       _set(variables, (collection, *modules, name), value)
     else:
       raise params_io.PretrainedFileError(f"{source}: unexpected entry {key!r} {value.shape}")
-  check_variables_match(variables, inception.abstract_variables(), source)
+  common.check_params_match(variables, inception.abstract_variables(), source)
   return variables
 
 
 def convert(src: str, dst: str, **unused_kwargs) -> dict:
-  """Reads pytorch-fid's .pth (no torch needed), writes the params file, returns the variables."""
-  state = common.read_torch_state_dict(src)
-  variables = variables_from_state_dict(state, src)
-  params_io.save_params(dst, variables, network=NETWORK, variant=VARIANT,
-                        extra_metadata={"source": src})
-  return variables
+  """Reads the torch checkpoint (no torch needed), writes the params file, returns the variables."""
+  return common.convert_torch_file(src, dst, variables_from_state_dict, NETWORK, VARIANT)
 
 
 def load_variables(path: str) -> dict:
-  """A converted file -> variables for `FIDInceptionV3().apply`; clear error if missing or wrong."""
-  variables, _ = params_io.load_pretrained(NETWORK, path, expected_variant=VARIANT)
-  check_variables_match(variables, inception.abstract_variables(), path)
-  return variables
+  """A converted file -> variables for the model's `apply`; clear error if missing or wrong."""
+  return common.load_checked(NETWORK, VARIANT, path, inception.abstract_variables())

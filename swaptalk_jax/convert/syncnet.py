@@ -10,7 +10,6 @@ from typing import Mapping
 import numpy as np
 
 from swaptalk_jax.convert import common, params_io
-from swaptalk_jax.convert.inception import check_variables_match
 from swaptalk_jax.models import syncnet
 
 NETWORK = "syncnet"
@@ -64,21 +63,15 @@ def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "st
       raise params_io.PretrainedFileError(f"{source}: unexpected entry {key!r}")
     layer = variables[collection].setdefault(_STREAMS[seq], {}).setdefault(f"{seq}_{index}", {})
     layer[leaf] = np.ascontiguousarray(value)
-  check_variables_match(variables, syncnet.abstract_variables(), source)
+  common.check_params_match(variables, syncnet.abstract_variables(), source)
   return variables
 
 
 def convert(src: str, dst: str, **unused_kwargs) -> dict:
-  """Reads syncnet_v2.model (no torch needed) and writes the params file; returns the variables."""
-  state = common.read_torch_state_dict(src)
-  variables = variables_from_state_dict(state, src)
-  params_io.save_params(dst, variables, network=NETWORK, variant=VARIANT,
-                        extra_metadata={"source": src})
-  return variables
+  """Reads the torch checkpoint (no torch needed), writes the params file, returns the variables."""
+  return common.convert_torch_file(src, dst, variables_from_state_dict, NETWORK, VARIANT)
 
 
 def load_variables(path: str) -> dict:
-  """A converted file -> variables for `SyncNet().apply`; clear errors if missing or mismatched."""
-  variables, _ = params_io.load_pretrained(NETWORK, path, expected_variant=VARIANT)
-  check_variables_match(variables, syncnet.abstract_variables(), path)
-  return variables
+  """A converted file -> variables for the model's `apply`; clear error if missing or wrong."""
+  return common.load_checked(NETWORK, VARIANT, path, syncnet.abstract_variables())
