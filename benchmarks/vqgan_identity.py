@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from benchmarks import common  # noqa: E402
 from configs import vqgan as vqgan_config  # noqa: E402
 from swaptalk_jax.commands import encode  # noqa: E402
-from swaptalk_jax.data import dataset  # noqa: E402
+from swaptalk_jax.data import dataset, records  # noqa: E402
 from swaptalk_jax.metrics import identity_preservation as idp  # noqa: E402
 from swaptalk_jax.models.vqgan import vqgan_from_config  # noqa: E402
 
@@ -40,19 +40,18 @@ def evenly_spaced(num_frames: int, count: int) -> list[int]:
 
 
 def split_frames(dataset_dir: str, split: str, frames_per_clip: int, size: int):
-  """uint8 [N, S, S, 3] evenly spaced frames of every clip of a split, identities, clip ids."""
+  """uint8 [N, size, size, 3] evenly spaced frames of every clip of a split (decoded and resized as
+  the training pipeline does), their identities and clip ids."""
   reader = dataset.SplitReader(dataset_dir, split)
   images, labels, groups = [], [], []
   for entry in reader.clips:
-    clip = reader.read_clip(entry.clip_id)
-    frames = clip.frames[evenly_spaced(len(clip.frames), frames_per_clip)]
-    if frames.shape[1] != size:
-      raise ValueError(f"{dataset_dir} {split}: crops are {frames.shape[1]} px, the model's "
-                       f"config expects {size} px")
-    images.append(frames)
-    labels += [entry.identity] * len(frames)
-    groups += [entry.clip_id] * len(frames)
-  return np.concatenate(images), np.array(labels), np.array(groups)
+    for frame in evenly_spaced(entry.num_frames, frames_per_clip):
+      index, local = entry.chunk_of_frame(frame)
+      images.append(records.decode_frames(reader.read([index])[0], [local], reader.where(index),
+                                          size=size)[0])
+      labels.append(entry.identity)
+      groups.append(entry.clip_id)
+  return np.stack(images), np.array(labels), np.array(groups)
 
 
 def rendered_frames(first_identity: int, count: int, params: dict, frames_per_clip: int):
