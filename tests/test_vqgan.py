@@ -370,6 +370,6 @@ def test_frozen_nets_must_come_with_the_params(tmp_path):
   params = nn.unbox(jax.jit(task.init_params)(_init_key(), batch))
   with pytest.raises(ValueError, match="lack the frozen nets"):
     task.loss("generator", params, batch, None, 0, None)
-  loss, (metrics, _) = task.loss("generator", {**params, FROZEN: task.frozen_params()}, batch,
-                                 None, 0, None)
+  loss, (metrics, _) = jax.jit(lambda p: task.loss("generator", p, batch, None, 0, None))(
+      {**params, FROZEN: task.frozen_params()})
   assert "lpips" in metrics and np.isfinite(loss)

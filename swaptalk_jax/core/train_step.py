@@ -24,11 +24,6 @@ def _tree_where(pred, new, old):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
-def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
 def split_microbatches(batch: Mapping[str, jax.Array], num: int) -> Mapping[str, jax.Array]:
   """[B, ...] -> [num, B/num, ...], micro-batch i = rows i, i+num, ... so that every device's
   local rows stay local (the batch dim is sharded contiguously over devices)."""
@@ -93,15 +88,24 @@ def make_train_step(task, txs: Mapping[str, optax.GradientTransformation],
           unroll=True if unroll_accumulation else 1)
       grads, metrics, stats = jax.tree.map(lambda x: x / grad_accum_steps, (grads, metrics, stats))
 
-    finite = _all_finite((grads, {k: v for k, v in metrics.items() if k.endswith("/loss")}))
+    # Non-finite loss or gradient in any group being updated skips the whole step (inactive groups
+    # change nothing, so theirs are ignored). Finiteness is read off the gradient's global norm (a
+    # NaN/Inf anywhere makes it non-finite; so would |g| > 1e19): one reduction per group instead of
+    # an isfinite per leaf, which made XLA compile the tiny VQGAN step in 105 s instead of 24 s.
+    active = {g: jnp.asarray(task.is_active(g, state.step)) for g in task.groups}
+    grad_norms = {g: optax.global_norm(grads[g]) for g in task.groups}
+    finite = jnp.all(jnp.stack([
+        jnp.logical_or(jnp.logical_not(active[g]), jnp.logical_and(
+            jnp.isfinite(grad_norms[g]), jnp.isfinite(metrics[f"{g}/loss"])))
+        for g in task.groups]))
     new_params, new_opt_state = {}, {}
     for group in task.groups:
       updates, opt_state = txs[group].update(grads[group], state.opt_state[group], state.params[group])
       params = optax.apply_updates(state.params[group], updates)
-      keep = jnp.logical_and(finite, task.is_active(group, state.step))
+      keep = jnp.logical_and(finite, active[group])
       new_params[group] = _tree_where(keep, params, state.params[group])
       new_opt_state[group] = _tree_where(keep, opt_state, state.opt_state[group])
-      metrics[f"{group}/grad_norm"] = optax.global_norm(grads[group])
+      metrics[f"{group}/grad_norm"] = grad_norms[group]
       metrics[f"{group}/learning_rate"] = schedules[group](state.step)
       metrics[f"{group}/active"] = keep.astype(jnp.float32)
     hooked_params, hooked_task_state, hook_metrics = task.update_task_state(
