@@ -4,14 +4,16 @@ f16/f8 steps compiled sharded on 8 (fake) devices: parameters, FLOPs and memory 
   python benchmarks/vqgan.py [--skip_cpu_f16] [--skip_paper]
 
 The step is the core's (`swaptalk_jax.core.train_step`), with both groups active (generator with
-the adaptive GAN term, then discriminator). LPIPS and ArcFace are OFF here (their weights are
-user-supplied), so the figures are for VQGAN + PatchGAN only. MFU = model FLOPs per step (XLA's
+the adaptive GAN term, then discriminator). The CPU timings have LPIPS and ArcFace OFF (VQGAN +
+PatchGAN only); the paper-size compile has them ON with random stand-in weights written to a
+temporary file (`--paper_pretrained=False` to leave them out), as frozen jit arguments. MFU = model FLOPs per step (XLA's
 cost analysis of the compiled step) / step time / measured matmul peak. Other processes share this
 machine's cores: the numbers are medians under that load.
 """
 import argparse
 import os
 import sys
+import tempfile
 
 if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
@@ -31,10 +33,24 @@ from swaptalk_jax.core.train_step import make_train_step  # noqa: E402
 from swaptalk_jax.trainers.vqgan import make_task  # noqa: E402
 
 
-def benchmark_config(variant: str):
-  """configs/vqgan.py:<variant> with the pretrained-net losses OFF and D active from step 0."""
+def benchmark_config(variant: str, weights_dir: str | None = None):
+  """configs/vqgan.py:<variant> with D active from step 0; LPIPS and ArcFace ON with random
+  stand-in weights saved under `weights_dir`, or OFF when it is None."""
   c = vqgan_config.get_config(variant)
-  c.loss.update(lpips_weight=0.0, identity_weight=0.0, disc_start=0)
+  c.loss.disc_start = 0
+  if weights_dir is None:
+    c.loss.update(lpips_weight=0.0, identity_weight=0.0)
+    return c
+  from swaptalk_jax.convert import params_io  # pylint: disable=g-import-not-at-top
+  from swaptalk_jax.models import arcface, lpips  # pylint: disable=g-import-not-at-top
+  variant_r = c.pretrained.arcface_variant
+  c.pretrained.lpips_path = os.path.join(weights_dir, "lpips_random.safetensors")
+  c.pretrained.arcface_path = os.path.join(weights_dir, f"arcface_{variant_r}_random.safetensors")
+  if not os.path.exists(c.pretrained.lpips_path):
+    params_io.save_params(c.pretrained.lpips_path, lpips.init_lpips_params(0), network="lpips",
+                          variant="vgg16")
+    params_io.save_params(c.pretrained.arcface_path, arcface.init_arcface_params(0, variant_r),
+                          network="arcface", variant=variant_r)
   return c
 
 
@@ -52,15 +68,19 @@ def compile_train_step(config, devices, batch_size: int, mesh_shape=None):
     shardings = sharding.logical_to_shardings(boxed, mesh, min_size=config.fsdp_min_size)
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           nn.unbox(boxed), shardings)  # unbox outside the mesh: no constraints
+  replicated = sharding.replicated(mesh)
+  frozen = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                        dict(task.frozen_params()))
+  frozen_shardings = jax.tree.map(lambda _: replicated, frozen)
   with jax.set_mesh(mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     batch_sharding = sharding.batch_sharding(mesh)
     batch = {"image": jax.ShapeDtypeStruct((batch_size, size, size, 3), jnp.float32,
                                            sharding=batch_sharding)}
     step = jax.jit(make_train_step(task, txs, schedules, config.train.grad_accum_steps,
                                    config.train.ema_decay),
-                   in_shardings=(shardings, {"image": batch_sharding}, {}),
+                   in_shardings=(shardings, {"image": batch_sharding}, frozen_shardings),
                    out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
-    compiled = step.lower(abstract, batch, {}).compile()   # {}: no frozen nets (LPIPS/ArcFace OFF)
+    compiled = step.lower(abstract, batch, frozen).compile()
   params = {g: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract.params[g]))
             for g in task.groups}
   return compiled, abstract, batch, params, mesh
@@ -107,6 +127,8 @@ def main():
   parser.add_argument("--skip_cpu", action="store_true")
   parser.add_argument("--paper_variants", default="f16,f8")
   parser.add_argument("--paper_batch", type=int, default=8)
+  parser.add_argument("--paper_pretrained", default="True", choices=["True", "False"],
+                      help="include LPIPS + ArcFace (random stand-in weights) in the paper-size step")
   args = parser.parse_args()
   print(f"jax {jax.__version__}, {jax.default_backend()}, {common.cpu_threads()} cpu threads, "
         f"{len(jax.devices())} devices")
@@ -131,18 +153,20 @@ def main():
   if args.skip_paper:
     return
   rows = []
+  weights_dir = tempfile.mkdtemp() if args.paper_pretrained == "True" else None
   for variant in args.paper_variants.split(","):
-    c = benchmark_config(variant)
+    c = benchmark_config(variant, weights_dir)
     compiled, _, _, params, mesh = compile_train_step(c, jax.devices(), args.paper_batch,
                                                       dict(data=4, fsdp=2))
     cost = step_cost(compiled)
     print(variant, cost, params, flush=True)
-    rows.append([variant, dict(mesh.shape), args.paper_batch, c.train.compute_dtype,
+    rows.append([variant, "on" if weights_dir else "off", dict(mesh.shape), args.paper_batch,
+                 c.train.compute_dtype,
                  f"{params['generator'] / 1e6:.1f}M", f"{params['discriminator'] / 1e6:.2f}M",
                  cost["flops"] / 1e12, cost["argument_gib"], cost["temp_gib"]])
   print(f"\nPaper-size (256 px) step compiled for {len(jax.devices())} devices (XLA cost analysis "
         "of the partitioned per-device program: FLOPs and memory are per device)")
-  common.print_table(rows, ["variant", "mesh", "global batch", "compute", "G params", "D params",
+  common.print_table(rows, ["variant", "LPIPS+ArcFace", "mesh", "global batch", "compute", "G params", "D params",
                             "TFLOP/dev/step", "args GiB", "temp GiB"])
 
 
