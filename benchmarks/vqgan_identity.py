@@ -27,31 +27,12 @@ import numpy as np  # noqa: E402
 from benchmarks import common  # noqa: E402
 from configs import vqgan as vqgan_config  # noqa: E402
 from swaptalk_jax.commands import encode  # noqa: E402
-from swaptalk_jax.data import dataset, records  # noqa: E402
+from swaptalk_jax.data import dataset  # noqa: E402
 from swaptalk_jax.metrics import identity_preservation as idp  # noqa: E402
 from swaptalk_jax.models.vqgan import vqgan_from_config  # noqa: E402
 
 COLUMNS = ("set", "reconstruction", "images", "ids", "recon top1", "orig top1", "chance",
            "recon dist", "same-id dist", "diff-id dist", "ratio", "PSNR dB")
-
-
-def evenly_spaced(num_frames: int, count: int) -> list[int]:
-  return sorted(set(np.linspace(0, num_frames - 1, count).round().astype(int).tolist()))
-
-
-def split_frames(dataset_dir: str, split: str, frames_per_clip: int, size: int):
-  """uint8 [N, size, size, 3] evenly spaced frames of every clip of a split (decoded and resized as
-  the training pipeline does), their identities and clip ids."""
-  reader = dataset.SplitReader(dataset_dir, split)
-  images, labels, groups = [], [], []
-  for entry in reader.clips:
-    for frame in evenly_spaced(entry.num_frames, frames_per_clip):
-      index, local = entry.chunk_of_frame(frame)
-      images.append(records.decode_frames(reader.read([index])[0], [local], reader.where(index),
-                                          size=size)[0])
-      labels.append(entry.identity)
-      groups.append(entry.clip_id)
-  return np.stack(images), np.array(labels), np.array(groups)
 
 
 def rendered_frames(first_identity: int, count: int, params: dict, frames_per_clip: int):
@@ -64,7 +45,7 @@ def rendered_frames(first_identity: int, count: int, params: dict, frames_per_cl
     for index in range(2):
       clip = synthetic.make_clip(identity, index, params["seed"], params["seconds"],
                                  params["resolution"], partners=ids)
-      frames = clip.frames[evenly_spaced(len(clip.frames), frames_per_clip)]
+      frames = clip.frames[dataset.evenly_spaced(len(clip.frames), frames_per_clip)]
       images.append(frames)
       labels += [clip.identity] * len(frames)
       groups += [clip.clip_id] * len(frames)
@@ -137,8 +118,8 @@ def main():
   start = time.time()
   rows = []
   for split, set_name in (("train", "train ids"), ("test", "unseen (test split)")):
-    rows += rows_for(set_name, *split_frames(dataset_dir, split, args.frames_per_clip, size),
-                     reconstruct)
+    frames = dataset.labelled_frames(dataset_dir, split, args.frames_per_clip, size)
+    rows += rows_for(set_name, *frames, reconstruct)
   if args.extra_unseen:
     params_json = json.loads((pathlib.Path(dataset_dir) / "metadata.json").read_text()).get(
         "params", {})

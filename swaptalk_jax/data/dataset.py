@@ -212,3 +212,25 @@ def verify(dataset_dir: str | pathlib.Path, decode: bool = True, batch: int = 16
           except RecordError as e:
             problems.append(str(e))
   return problems
+
+
+def evenly_spaced(num_frames: int, count: int) -> list[int]:
+  """Up to `count` frame indices spread evenly over [0, num_frames)."""
+  return sorted(set(np.linspace(0, num_frames - 1, count).round().astype(int).tolist()))
+
+
+def labelled_frames(dataset_dir: str | pathlib.Path, split: str, frames_per_clip: int, size: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """uint8 [N, size, size, 3] evenly spaced frames of every clip of a split, decoded and resized as
+  the training pipeline does, with their identities and clip ids (metrics that need labels)."""
+  reader = SplitReader(str(dataset_dir), split)
+  images, labels, groups = [], [], []
+  for entry in reader.clips:
+    for frame in evenly_spaced(entry.num_frames, frames_per_clip):
+      index, local = entry.chunk_of_frame(frame)
+      images.append(records.decode_frames(reader.read([index])[0], [local], reader.where(index),
+                                          size=size)[0])
+      labels.append(entry.identity)
+      groups.append(entry.clip_id)
+  return np.stack(images), np.array(labels), np.array(groups)
+
