@@ -14,7 +14,7 @@ from swaptalk_jax.core import checkpoint, sharding
 from swaptalk_jax.core.loop import evaluate
 from swaptalk_jax.core.task import FROZEN
 from swaptalk_jax.core.trainer import build_trainer, global_batch
-from swaptalk_jax.data import pipelines, records
+from swaptalk_jax.data import dataset, pipelines, records
 from swaptalk_jax.data.dataset import SplitReader
 from swaptalk_jax.models import lpips as lpips_model
 from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
@@ -76,7 +76,16 @@ def trained(synthetic_dir, tmp_path_factory):
     trainer.manager.wait_until_finished()
   ema_generator = jax.device_get(state.ema_params["generator"])
   return dict(config=config, workdir=workdir, metrics=metrics, scores=scores,
-              ema_generator=ema_generator, task_state=jax.device_get(state.task_state))
+              ema_generator=ema_generator, task_state=jax.device_get(state.task_state),
+              data_dir=synthetic_dir)
+
+
+def reconstruct(config, generator_params, images: np.ndarray) -> np.ndarray:
+  """uint8 frames -> the VQGAN's reconstructions, float32 in [-1, 1]."""
+  model = vqgan_from_config(config.model)
+  x = images.astype(np.float32) / 127.5 - 1.0
+  recon = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])(generator_params, x)
+  return np.clip(np.asarray(recon), -1.0, 1.0)
 
 
 def eval_set_code_usage(config, generator_params) -> dict[str, float]:
@@ -112,6 +121,27 @@ def test_tiny_vqgan_learns_on_synthetic(trained):
   assert usage["upper"] > 0.6 and usage["lower"] > 0.6
   assert dead["upper"] < 0.25 and dead["lower"] < 0.25
   assert scores["perplexity_upper"] > 16 and scores["perplexity_lower"] > 16
+
+
+@pytest.mark.slow
+def test_identity_of_reconstructions_is_measured(trained):
+  """dlib identity figures (metrics/identity_preservation.py) of the EMA reconstructions of the
+  training identities, next to the mean image (keeps no identity) and the originals (upper bound)."""
+  from swaptalk_jax.metrics import identity_preservation as idp
+  config = trained["config"]
+  images, labels, _ = dataset.labelled_frames(
+      encode.resolve_dataset_dir(str(trained["data_dir"] / "synthetic")), "train", 6,
+      config.data.image_size)
+  recon = reconstruct(config, trained["ema_generator"], images)
+  figures = idp.identity_preservation(images, recon, labels)
+  mean_image = np.broadcast_to(images.mean(0).round().astype(np.uint8), images.shape)
+  baseline = idp.identity_preservation(images, mean_image, labels)
+  print(f"identity (dlib, {len(images)} frames of {figures['num_identities']} training "
+        f"identities): VQGAN top-1 {figures['recon_top1']:.3f}, distance ratio "
+        f"{figures['recon_distance_ratio']:.3f}; mean image top-1 {baseline['recon_top1']:.3f}, "
+        f"ratio {baseline['recon_distance_ratio']:.3f}; originals top-1 "
+        f"{figures['original_top1']:.3f}; chance {figures['chance_top1']:.3f}")
+  assert figures["original_top1"] >= 0.8     # the measure tells these identities apart at this size
 
 
 @pytest.mark.slow
