@@ -44,8 +44,8 @@ def run_steps(trainer, state, num_steps):
   for _ in range(num_steps):
     state, m = trainer.train_step(state, global_batch(next(trainer.train_iter),
                                                    trainer.batch_sharding))
-    metrics.append(jax.device_get(m))
-  return state, metrics
+    metrics.append(m)
+  return state, jax.device_get(metrics)   # fetched once: steps dispatch without waiting
 
 
 def mean_image_l1(config) -> float:
@@ -57,22 +57,29 @@ def mean_image_l1(config) -> float:
   return float(np.mean([np.abs(x - mean).mean() for x in evals]))
 
 
+TRAIN_STEPS = 1000
+
+
 @pytest.fixture(scope="module")
 def trained(synthetic_dir, tmp_path_factory):
-  """150 steps of the small config on one device, checkpointed: (config, workdir, metrics, eval)."""
+  """The whole stage-0 objective (GAN from step 200, both dead-code fixes) for TRAIN_STEPS steps on
+  one device, with the paper's 16x16 token grid (f2 at 32 px), checkpointed. Identity only
+  emerges late: in runs of this config outside pytest, dlib top-1 of the reconstructions was 0.15
+  at 600 steps and 0.44 at 1000; here (8 fake devices, other float summation order) 0.29."""
   config = small_config(synthetic_dir, **{"optim.generator.learning_rate": 1e-3,
-                                          "loss.disc_start": 10_000, "train.ema_decay": 0.9})
+                                          "loss.disc_start": 200, "train.ema_decay": 0.9,
+                                          "model.ch_mult": (1, 2)})
   workdir = str(tmp_path_factory.mktemp("vqgan_run"))
   trainer = build_trainer(config, workdir, devices=jax.devices()[:1])
   with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     state = trainer.restore_or_init()
-    state, metrics = run_steps(trainer, state, 150)
-    scores = evaluate(trainer, state, _NullWriter(), 150)   # test split: unseen identities
+    state, metrics = run_steps(trainer, state, TRAIN_STEPS)
+    scores = evaluate(trainer, state, _NullWriter(), TRAIN_STEPS)   # test split: unseen identities
     params = trainer.eval_params(state)
     train_scores = [jax.device_get(trainer.eval_fn(params, global_batch(
         next(trainer.train_iter), trainer.batch_sharding), jax.random.key(0))) for _ in range(2)]
     scores["train_l1"] = float(np.mean([t["l1"] for t in train_scores]))
-    checkpoint.save(trainer.manager, 150, state, trainer.train_iter, config, force=True)
+    checkpoint.save(trainer.manager, TRAIN_STEPS, state, trainer.train_iter, config, force=True)
     trainer.manager.wait_until_finished()
   ema_generator = jax.device_get(state.ema_params["generator"])
   return dict(config=config, workdir=workdir, metrics=metrics, scores=scores,
@@ -142,6 +149,11 @@ def test_identity_of_reconstructions_is_measured(trained):
         f"ratio {baseline['recon_distance_ratio']:.3f}; originals top-1 "
         f"{figures['original_top1']:.3f}; chance {figures['chance_top1']:.3f}")
   assert figures["original_top1"] >= 0.8     # the measure tells these identities apart at this size
+  # identity is kept, partly: reconstructions are retrieved as their person about twice as often
+  # as chance and the mean image (measured 0.29 and 0.44 in two runs vs 0.125; chance 0.11), and
+  # lie closer to their original than a reconstruction that keeps no identity (0.90 / 0.84 vs 0.98)
+  assert figures["recon_top1"] >= 0.2 and figures["recon_top1"] > baseline["recon_top1"] + 0.05
+  assert figures["recon_distance_ratio"] <= 0.95
 
 
 @pytest.mark.slow
@@ -149,12 +161,12 @@ def test_encode_writes_the_checkpoints_indices(trained, synthetic_dir, tmp_path)
   config, workdir, ema_generator = trained["config"], trained["workdir"], trained["ema_generator"]
   dataset_dir = encode.resolve_dataset_dir(str(synthetic_dir / "synthetic"))
   params, step = encode.load_generator_params(workdir)
-  assert step == 150
+  assert step == TRAIN_STEPS
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ema_generator)):
     np.testing.assert_array_equal(a, b)
   info = encode.encode_dataset(config, params, str(dataset_dir), str(tmp_path / "vq"),
                                splits=["test"], batch_size=16)
-  assert info["token_grid"] == [8, 8] and info["upper_rows"] == 4
+  assert info["token_grid"] == [16, 16] and info["upper_rows"] == 8
   recs = list(encode.read_vq_records(str(tmp_path / "vq" / "test.array_record")))
   reader = SplitReader(str(dataset_dir), "test")
   assert len(recs) == len(reader) and info["splits"]["test"]["frames"] == 50
