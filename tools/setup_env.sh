@@ -9,12 +9,19 @@ cd "$(dirname "$0")/.."
 want_test=0; [[ "${1:-}" == "--test" ]] && want_test=1
 version=${PYTHON_VERSION:-3.11}
 venv=.venv; [[ "$version" != "3.11" ]] && venv=.venv${version/./}
-if command -v pyenv >/dev/null 2>&1 && pyenv versions --bare | grep -q "^${version}"; then
-  py=$(PYENV_VERSION=$(pyenv versions --bare | grep "^${version}" | tail -1) pyenv which python3)
+# (No `pyenv versions | grep -q` under pipefail: grep -q exits at the first match, pyenv may then
+# die of SIGPIPE and the whole test fails at random.)
+pyenv_match=""
+if command -v pyenv >/dev/null 2>&1; then
+  pyenv_match=$(pyenv versions --bare | grep "^${version}" | tail -1 || true)
+fi
+if [[ -n "$pyenv_match" ]]; then
+  py=$(PYENV_VERSION=$pyenv_match pyenv which python3)
 else
   py=$(command -v "python${version}" || true)
 fi
-[[ -n "$py" ]] || { echo "setup_env: Python ${version} not found (pyenv or python${version})" >&2; exit 1; }
+[[ -n "$py" ]] && "$py" -c "import sys" 2>/dev/null \
+  || { echo "setup_env: no working Python ${version} (pyenv or python${version})" >&2; exit 1; }
 
 stamp="$venv/.swaptalk-stamp"
 want="$(cat requirements.txt requirements-test.txt tools/setup_env.sh | sha1sum | cut -c1-12)-$want_test"
