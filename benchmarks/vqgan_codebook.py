@@ -18,7 +18,6 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 from configs import vqgan as vqgan_config  # noqa: E402
@@ -26,8 +25,7 @@ from swaptalk_jax.commands.prepare import prepare_synthetic  # noqa: E402
 from swaptalk_jax.core import sharding  # noqa: E402
 from swaptalk_jax.core.loop import evaluate  # noqa: E402
 from swaptalk_jax.core.trainer import build_trainer, global_batch  # noqa: E402
-from swaptalk_jax.data import pipelines  # noqa: E402
-from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config  # noqa: E402
+from swaptalk_jax.trainers.vqgan import eval_set_code_usage  # noqa: E402
 
 VARIANTS = {"none": (0.0, False), "entropy": (0.01, False), "restart": (0.0, True),
             "entropy+restart": (0.01, True)}
@@ -57,15 +55,6 @@ def small_config(data_dir: str, image_size: int, num_codes: int, entropy: float,
   return c
 
 
-def eval_used_fraction(config, params) -> tuple[float, float]:
-  model = vqgan_from_config(config.model)
-  images = np.concatenate([b["image"] for _, b in zip(
-      range(config.train.eval_batches), pipelines.make_eval_iterator("vqgan", config.data))])
-  idx = np.asarray(model.apply({"params": params}, images, method=HalfSplitVQGAN.encode_to_indices))
-  half, k = idx.shape[1] // 2, config.model.num_codes
-  return len(np.unique(idx[:, :half])) / k, len(np.unique(idx[:, half:])) / k
-
-
 def train_variant(config, steps: int) -> dict:
   with tempfile.TemporaryDirectory() as workdir:
     trainer = build_trainer(config, workdir, devices=jax.devices()[:1])
@@ -76,9 +65,9 @@ def train_variant(config, steps: int) -> dict:
                                                                 trainer.batch_sharding))
       scores = evaluate(trainer, state, _NoWriter(), steps)
       metrics = jax.device_get(metrics)
-    used = eval_used_fraction(config, jax.device_get(state.ema_params["generator"]))
+    used = eval_set_code_usage(config, jax.device_get(state.ema_params["generator"]))
   return dict(train_l1=float(metrics["generator/l1"]), eval_l1=scores["l1"],
-              used_upper=used[0], used_lower=used[1],
+              used_upper=used["upper"], used_lower=used["lower"],
               dead_upper=float(metrics["generator/dead_codes_upper"]),
               dead_lower=float(metrics["generator/dead_codes_lower"]),
               perplexity_upper=scores["perplexity_upper"],

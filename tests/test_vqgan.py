@@ -149,10 +149,11 @@ def test_vq_losses_route_gradients():
 
 def test_usage_metrics():
   indices = jnp.array([0, 1, 2, 3] * 4)           # 4 of 8 codes, uniformly
-  m = vq_losses.usage_metrics(indices, 8)
+  m = vq_losses.usage_metrics(vq_losses.code_histogram(indices, 8))
   np.testing.assert_allclose(m["perplexity"], 4.0, rtol=1e-5)
   np.testing.assert_allclose(m["unused_in_batch"], 0.5)
-  m = vq_losses.usage_metrics(jnp.zeros((10,), jnp.int32), 8)   # collapsed onto one code
+  collapsed = jnp.zeros((10,), jnp.int32)                       # all tokens on one code
+  m = vq_losses.usage_metrics(vq_losses.code_histogram(collapsed, 8))
   np.testing.assert_allclose(m["perplexity"], 1.0, rtol=1e-5)
   np.testing.assert_allclose(m["unused_in_batch"], 7 / 8)
 

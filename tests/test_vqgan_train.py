@@ -18,6 +18,7 @@ from swaptalk_jax.data import dataset, pipelines, records
 from swaptalk_jax.data.dataset import SplitReader
 from swaptalk_jax.models import lpips as lpips_model
 from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
+from swaptalk_jax.trainers import vqgan as vqgan_trainer
 
 
 @pytest.fixture(scope="module")
@@ -95,26 +96,13 @@ def reconstruct(config, generator_params, images: np.ndarray) -> np.ndarray:
   return np.clip(np.asarray(recon), -1.0, 1.0)
 
 
-def eval_set_code_usage(config, generator_params) -> dict[str, float]:
-  """Fraction of each codebook's codes that the eval set (unseen identities) uses at all."""
-  model = vqgan_from_config(config.model)
-  images = np.concatenate([b["image"] for _, b in zip(
-      range(config.train.eval_batches), pipelines.make_eval_iterator("vqgan", config.data))])
-  indices = np.asarray(model.apply({"params": generator_params}, images,
-                                   method=HalfSplitVQGAN.encode_to_indices))
-  half = indices.shape[1] // 2
-  k = config.model.num_codes
-  return {"upper": len(np.unique(indices[:, :half])) / k,
-          "lower": len(np.unique(indices[:, half:])) / k, "tokens_per_half": indices[:, :half].size}
-
-
 @pytest.mark.slow
 def test_tiny_vqgan_learns_on_synthetic(trained):
   config, metrics, scores = trained["config"], trained["metrics"], trained["scores"]
   baseline = mean_image_l1(config)
   first = np.mean([m["generator/l1"] for m in metrics[:5]])
   last = np.mean([m["generator/l1"] for m in metrics[-10:]])
-  usage = eval_set_code_usage(config, trained["ema_generator"])
+  usage = vqgan_trainer.eval_set_code_usage(config, trained["ema_generator"])
   dead = {h: float(metrics[-1][f"generator/dead_codes_{h}"]) for h in ("upper", "lower")}
   restarted = sum(float(m["generator/restarted_codes_upper"] + m["generator/restarted_codes_lower"])
                   for m in metrics)

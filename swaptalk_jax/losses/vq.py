@@ -30,11 +30,10 @@ def _entropy(p: jax.Array, axis=-1) -> jax.Array:
   return -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.maximum(p, 1e-30)), 0.0), axis=axis)
 
 
-def usage_metrics(indices: jax.Array, num_codes: int) -> dict[str, jax.Array]:
-  """Perplexity (exp entropy of code usage; num_codes = uniform) and the fraction of codes unused
-  by this batch. Batch statistics: a batch of N tokens leaves about exp(-N/K) of K uniformly used
-  codes unused by chance; dead codes proper are the trainer's running-usage metric."""
-  hist = code_histogram(indices, num_codes)
+def usage_metrics(hist: jax.Array) -> dict[str, jax.Array]:
+  """Perplexity (exp entropy of code usage; K = uniform) and the fraction of codes unused, from a
+  batch's `code_histogram`. Batch statistics: a batch of N tokens leaves about exp(-N/K) of K
+  uniformly used codes unused by chance; dead codes proper are the trainer's running-usage metric."""
   return {"perplexity": jnp.exp(_entropy(hist)),
           "unused_in_batch": jnp.mean((hist == 0).astype(jnp.float32))}
 

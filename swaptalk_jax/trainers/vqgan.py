@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from swaptalk_jax.core.task import FROZEN, STATS, TaskHooks
 from swaptalk_jax.losses import gan as gan_losses
@@ -131,7 +132,7 @@ class VQGANTask(TaskHooks):
       metrics["identity"] = jnp.mean(_identity(frozen, recon, images))
       total = total + cfg.identity_weight * metrics["identity"]
     metrics[STATS] = {name: vq_losses.code_histogram(q.indices, self.model.num_codes)
-                      for name, q in zip(HALVES, (upper, lower))}
+                      for name, q in zip(HALVES, (upper, lower))}   # also the usage metrics
     for name, q in zip(HALVES, (upper, lower)):
       metrics[f"codebook_{name}"] = vq_losses.codebook_loss(q)
       metrics[f"commitment_{name}"] = vq_losses.commitment_loss(q)
@@ -139,7 +140,7 @@ class VQGANTask(TaskHooks):
       if cfg.entropy_weight:
         metrics[f"entropy_{name}"] = vq_losses.entropy_loss(q, cfg.entropy_temperature)
         total = total + cfg.entropy_weight * metrics[f"entropy_{name}"]
-      usage = vq_losses.usage_metrics(q.indices, self.model.num_codes)
+      usage = vq_losses.usage_metrics(metrics[STATS][name])
       metrics.update({f"{k}_{name}": v for k, v in usage.items()})
 
     disc = nn.unbox(params["discriminator"])
@@ -242,7 +243,7 @@ class VQGANTask(TaskHooks):
     if "arcface" in frozen:
       metrics["identity_similarity"] = 1.0 - jnp.mean(_identity(frozen, recon, images))
     for name, q in zip(HALVES, (upper, lower)):
-      usage = vq_losses.usage_metrics(q.indices, self.model.num_codes)
+      usage = vq_losses.usage_metrics(vq_losses.code_histogram(q.indices, self.model.num_codes))
       metrics.update({f"{k}_{name}": v for k, v in usage.items()})
     return metrics
 
@@ -277,6 +278,21 @@ def make_train_iterator(config: ml_collections.ConfigDict, process_index: int, p
   """Process-local batches {'image': [B, S, S, 3] in [-1, 1]} of `config.data` (grain, resumable)."""
   from swaptalk_jax.data import pipelines  # pylint: disable=g-import-not-at-top
   return pipelines.make_train_iterator("vqgan", config.data, process_index, process_count)
+
+
+def eval_set_code_usage(config: ml_collections.ConfigDict, generator_params) -> dict[str, float]:
+  """Fraction of each codebook's codes used at all by the tokens of `config.train.eval_batches`
+  eval batches (unseen identities): 'upper', 'lower', and 'tokens_per_half' (the sample size)."""
+  from swaptalk_jax.data import pipelines  # pylint: disable=g-import-not-at-top
+  model = vqgan_from_config(config.model)
+  images = np.concatenate([b["image"] for _, b in zip(
+      range(config.train.eval_batches), pipelines.make_eval_iterator("vqgan", config.data))])
+  indices = np.asarray(jax.jit(lambda p, x: model.apply(
+      {"params": p}, x, method=HalfSplitVQGAN.encode_to_indices))(generator_params, images))
+  half, k = indices.shape[1] // 2, config.model.num_codes
+  return {"upper": len(np.unique(indices[:, :half])) / k,
+          "lower": len(np.unique(indices[:, half:])) / k,
+          "tokens_per_half": int(indices[:, :half].size)}
 
 
 def make_eval_iterator(config: ml_collections.ConfigDict, process_index: int, process_count: int):
