@@ -1,5 +1,7 @@
 """Stage 0: the half-split VQGAN. Variants: `configs/vqgan.py:f16` (paper default, 256 px, 16x16
-tokens), `:f8` (the 8x ablation, 32x32 tokens), `:tiny` (64 px, CPU, a step well under a second).
+tokens), `:f8` (the 8x ablation, 32x32 tokens), `:tiny` (64 px, f4: the paper's 16x16 token grid on a
+CPU; the VQGAN every tiny later stage loads), `:tiny_f8` (64 px, f8, 8x8 tokens: the old tiny, which
+keeps no identity), `:micro` (32 px, f2, 16x16 tokens: the test suite's VQGAN, ~0.1 s a step).
 
 LPIPS and the ArcFace identity loss need user-supplied weights (`swaptalk convert`); a weight > 0
 with no file set is an error at start-up. `tiny` switches both OFF explicitly (weights 0).
@@ -9,7 +11,8 @@ import ml_collections
 from configs.common import base_config, optimizer_config
 from swaptalk_jax.data import pipelines
 
-VARIANTS = ("f16", "f8", "tiny")
+VARIANTS = ("f16", "f8", "tiny", "tiny_f8", "micro")
+CPU_VARIANTS = ("tiny", "tiny_f8", "micro")
 
 
 def model_config(variant: str) -> ml_collections.ConfigDict:
@@ -18,9 +21,15 @@ def model_config(variant: str) -> ml_collections.ConfigDict:
     arch = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256)
   elif variant == "f8":
     arch = dict(ch=128, ch_mult=(1, 2, 2, 4), num_res_blocks=2, z_channels=256)
-  else:
+  elif variant == "micro":
+    return ml_collections.ConfigDict(dict(
+        ch=16, ch_mult=(1, 2), num_res_blocks=1, z_channels=16, embed_dim=16, num_codes=64,
+        l2_normalize_codes=False, num_groups=8))
+  elif variant == "tiny_f8":
     arch = dict(ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=1, z_channels=64)
-  tiny = variant == "tiny"
+  else:   # tiny: f4 at 64 px = the paper's 16x16 grid (8 rows per half)
+    arch = dict(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=64)
+  tiny = variant in CPU_VARIANTS
   return ml_collections.ConfigDict(dict(
       arch,
       embed_dim=64 if tiny else 256,
@@ -34,13 +43,16 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
   variant = arg or "f16"
   if variant not in VARIANTS:
     raise ValueError(f"configs/vqgan.py: unknown variant {variant!r}; choose one of {VARIANTS}")
-  tiny = variant == "tiny"
+  tiny = variant in CPU_VARIANTS
+  micro = variant == "micro"
   c = base_config()
   c.stage = "vqgan"
   c.variant = variant
   c.model = model_config(variant)
   c.discriminator = ml_collections.ConfigDict(dict(
       base_features=16 if tiny else 64, num_layers=2 if tiny else 3, num_groups=16 if tiny else 32))
+  if micro:
+    c.discriminator.update(base_features=8, num_groups=4)
 
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0,
@@ -73,17 +85,18 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
   ))
 
   c.data = pipelines.default_data_config()   # the synthetic set; HDTF/VoxCeleb2/mixes via sources
-  c.data.image_size = 64 if tiny else 256
+  c.data.image_size = 32 if micro else (64 if tiny else 256)
   c.data.batch_size = 8 if tiny else 32        # global
   if tiny:
     c.data.read_threads, c.data.prefetch_buffer = 1, 2
 
-  c.optim.generator = optimizer_config(learning_rate=2e-4 if tiny else 1e-4, b1=0.5, b2=0.9,
+  c.optim.generator = optimizer_config(learning_rate=1e-3 if micro else (2e-4 if tiny else 1e-4),
+                                       b1=0.5, b2=0.9,
                                        warmup_steps=20 if tiny else 1000, schedule="constant")
   c.optim.discriminator = optimizer_config(learning_rate=2e-4 if tiny else 1e-4, b1=0.5, b2=0.9,
                                            warmup_steps=0, schedule="constant")
-  c.train.num_steps = 400 if tiny else 400_000
-  c.train.ema_decay = 0.99 if tiny else 0.999
+  c.train.num_steps = 1000 if micro else (400 if tiny else 400_000)
+  c.train.ema_decay = 0.9 if micro else (0.99 if tiny else 0.999)
   if tiny:
     c.train.update(log_every=10, eval_every=100, summary_every=100, checkpoint_every=100,
                    eval_batches=2)

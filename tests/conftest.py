@@ -31,3 +31,6 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def repo_root() -> pathlib.Path:
   return REPO_ROOT
+
+# Session fixtures shared by the stage tests (a synthetic set and a trained 16x16-grid VQGAN).
+from stage_fixtures import stage_data, tiny_vqgan  # noqa: E402,F401
