@@ -24,6 +24,7 @@ from swaptalk_jax.inference import stages as stages_lib
 
 STAGES = ("vqgan", "swap", "lipsync")
 PLATFORMS = ("cpu", "cuda", "tpu")
+KNOWN_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 # The parameter group a stage's inference params live in (see each trainer's Task.param_groups).
 GROUPS = {"vqgan": "generator", "swap": "swap"}
 
@@ -124,6 +125,9 @@ def export_bundle(out: str, dirs: dict, ema: bool = True, dtype: str = "float32"
   contents (plus per-function export seconds in each manifest)."""
   if os.path.exists(out) and not overwrite:
     raise UserError(f"{out} exists; pass --overwrite to replace it")
+  bad = sorted(set(platforms) - set(KNOWN_PLATFORMS))
+  if bad or not platforms:
+    raise UserError(f"platforms {list(platforms)}: each must be one of {list(KNOWN_PLATFORMS)}")
   chain = load_chain(dirs, ema, dtype)
   loaded = {name: getattr(chain, name) for name in dirs}
   chain_params = {name: stage.params for name, stage in loaded.items()}
