@@ -11,13 +11,12 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 
 from benchmarks.common import measure_matmul_peak, print_table, time_fn_stats  # noqa: E402
 from configs import toy  # noqa: E402
-from swaptalk_jax.core import sharding  # noqa: E402
-from swaptalk_jax.core.trainer import build_trainer, global_batch  # noqa: E402
+from swaptalk_jax.core.trainer import global_batch  # noqa: E402
+from swaptalk_jax.trainers.registry import build_trainer  # noqa: E402
 
 
 def step_figures(compute_dtype: str, grad_accum: int):
@@ -27,7 +26,7 @@ def step_figures(compute_dtype: str, grad_accum: int):
   config.train.eval_every = 0
   with tempfile.TemporaryDirectory() as workdir:
     trainer = build_trainer(config, workdir, devices=jax.devices()[:1])
-    with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+    with trainer.scope():
       state = trainer.restore_or_init()
       batch = global_batch(next(trainer.train_iter), trainer.batch_sharding)
       compiled = trainer.step_fn.lower(state, batch, trainer.frozen).compile()

@@ -45,9 +45,9 @@ def _with(config, stage: str, overrides: dict):
 
 
 def _prepare(out: pathlib.Path, size: int) -> tuple[str, str]:
-  from swaptalk_jax.commands import prepare  # pylint: disable=import-outside-toplevel
-  path = prepare.prepare_synthetic(out, identities=5, clips_per_identity=2, seconds=3.0,
-                                   resolution=size, seed=0, test_identities=2)
+  from data_prep.synthetic.prepare import prepare_synthetic  # pylint: disable=import-outside-toplevel
+  path = prepare_synthetic(out, identities=5, clips_per_identity=2, seconds=3.0,
+                          resolution=size, seed=0, test_identities=2)
   return str(out), path.parent.name
 
 

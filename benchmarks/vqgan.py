@@ -41,15 +41,15 @@ def benchmark_config(variant: str, weights_dir: str | None = None):
   if weights_dir is None:
     c.loss.update(lpips_weight=0.0, identity_weight=0.0)
     return c
-  from swaptalk_jax.convert import params_io  # pylint: disable=g-import-not-at-top
+  from swaptalk_jax import params_file  # pylint: disable=g-import-not-at-top
   from swaptalk_jax.models import arcface, lpips  # pylint: disable=g-import-not-at-top
   variant_r = c.pretrained.arcface_variant
   c.pretrained.lpips_path = os.path.join(weights_dir, "lpips_random.safetensors")
   c.pretrained.arcface_path = os.path.join(weights_dir, f"arcface_{variant_r}_random.safetensors")
   if not os.path.exists(c.pretrained.lpips_path):
-    params_io.save_params(c.pretrained.lpips_path, lpips.init_lpips_params(0), network="lpips",
+    params_file.save_params(c.pretrained.lpips_path, lpips.init_lpips_params(0), network="lpips",
                           variant="vgg16")
-    params_io.save_params(c.pretrained.arcface_path, arcface.init_arcface_params(0, variant_r),
+    params_file.save_params(c.pretrained.arcface_path, arcface.init_arcface_params(0, variant_r),
                           network="arcface", variant=variant_r)
   return c
 

@@ -16,15 +16,14 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 from configs import vqgan as vqgan_config  # noqa: E402
-from swaptalk_jax.commands.prepare import prepare_synthetic  # noqa: E402
-from swaptalk_jax.core import sharding  # noqa: E402
+from data_prep.synthetic.prepare import prepare_synthetic  # noqa: E402
 from swaptalk_jax.core.loop import evaluate  # noqa: E402
-from swaptalk_jax.core.trainer import build_trainer, global_batch  # noqa: E402
+from swaptalk_jax.core.trainer import global_batch  # noqa: E402
+from swaptalk_jax.trainers.registry import build_trainer  # noqa: E402
 from swaptalk_jax.trainers.vqgan import eval_set_code_usage  # noqa: E402
 
 VARIANTS = {"none": (0.0, False), "entropy": (0.01, False), "restart": (0.0, True),
@@ -58,7 +57,7 @@ def small_config(data_dir: str, image_size: int, num_codes: int, entropy: float,
 def train_variant(config, steps: int) -> dict:
   with tempfile.TemporaryDirectory() as workdir:
     trainer = build_trainer(config, workdir, devices=jax.devices()[:1])
-    with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+    with trainer.scope():
       state = trainer.restore_or_init()
       for _ in range(steps):
         state, metrics = trainer.train_step(state, global_batch(next(trainer.train_iter),

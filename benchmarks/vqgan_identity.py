@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 from configs import vqgan as vqgan_config  # noqa: E402
-from swaptalk_jax.commands import encode  # noqa: E402
-from swaptalk_jax.data import dataset  # noqa: E402
+from swaptalk_jax.core import checkpoint  # noqa: E402
+from swaptalk_jax.data import dataset, encode_tokens  # noqa: E402
 from swaptalk_jax.metrics import identity_preservation as idp  # noqa: E402
 from swaptalk_jax.models.vqgan import vqgan_from_config  # noqa: E402
 
@@ -55,7 +55,7 @@ def rendered_frames(first_identity: int, count: int, params: dict, frames_per_cl
 def reconstruct_fn(config, params):
   """uint8 frames -> float32 reconstructions in [-1, 1] (clipped), with the checkpoint's VQGAN."""
   model = vqgan_from_config(config.model)
-  encode.check_params_match(model, params, int(config.data.image_size))
+  encode_tokens.check_params_match(model, params, int(config.data.image_size))
   apply = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])
   params = jax.device_put(params)
 
@@ -111,8 +111,8 @@ def main():
   args = parser.parse_args()
 
   config = vqgan_config.get_config(args.config)
-  dataset_dir = str(encode.resolve_dataset_dir(args.data))
-  params, step = encode.load_generator_params(args.workdir, ema=not args.no_ema)
+  dataset_dir = str(encode_tokens.resolve_dataset_dir(args.data))
+  params, step, _ = checkpoint.load_params(args.workdir, ema=not args.no_ema)
   reconstruct = reconstruct_fn(config, params)
   size = int(config.data.image_size)
   start = time.time()

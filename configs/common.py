@@ -25,6 +25,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
   # Parameters whose every dimension is smaller than this stay replicated under fsdp.
   c.fsdp_min_size = 2 ** 14
+  # (logical name, mesh axes) pairs that replace or extend swaptalk_jax/core/sharding.LOGICAL_RULES
+  # for this run, e.g. (("mlp", "fsdp"), ("length", None)).
+  c.logical_axis_rules = ()
 
   c.train = ml_collections.ConfigDict(dict(
       num_steps=1000,
@@ -32,14 +35,17 @@ def base_config() -> ml_collections.ConfigDict:
       unroll_accumulation=True,     # unrolled micro-batch loop (XLA:CPU runs convs in loops slowly)
       compute_dtype="float32",      # 'float32' | 'bfloat16' (params and optimizer state stay f32)
       log_every=50,
-      eval_every=500,
-      eval_batches=4,
-      summary_every=500,            # image summaries
+      eval_every=500,               # periodic eval: every evaluator of c.evals + image summaries
+      eval_batches=4,               # batches of the batch_mean evaluator
       checkpoint_every=500,
       keep_checkpoints=3,
       async_checkpointing=True,
       ema_decay=0.999,
   ))
+  # Split-level evaluators by name (swaptalk_jax/evaluators/): each `type` names one; its figures
+  # are written as eval/<prefix><metric> (prefix default '<name>/'). batch_mean averages the Task's
+  # per-batch eval_metrics over train.eval_batches; a stage adds its own (c.evals.<name> = ...).
+  c.evals = ml_collections.ConfigDict(dict(batch_mean=dict(type="batch_mean", prefix="")))
   c.optim = ml_collections.ConfigDict()   # group name -> optimizer_config(...)
   c.model = ml_collections.ConfigDict()
   c.data = ml_collections.ConfigDict()

@@ -1,5 +1,6 @@
 """The core's toy stage (conv+attention autoencoder + critic). Variants: 'default', 'bench'."""
 from configs.common import base_config, optimizer_config
+from swaptalk_jax.errors import UserError
 
 
 def get_config(arg: str = "default"):
@@ -27,5 +28,5 @@ def get_config(arg: str = "default"):
     c.data.image_size = 64
     c.data.batch_size = 8
   elif arg != "default":
-    raise ValueError(f"unknown variant {arg!r} of configs/toy.py; use 'default' or 'bench'")
+    raise UserError(f"unknown variant {arg!r} of configs/toy.py; use 'default' or 'bench'")
   return c

@@ -84,6 +84,9 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
       arcface_variant="r50",
   ))
 
+  # Periodic eval also counts codebook usage over the whole eval split (swaptalk_jax/evaluators/).
+  c.evals.codebook_usage = dict(type="codebook_usage", num_batches=0)   # 0: every eval batch
+
   c.data = pipelines.default_data_config()   # the synthetic set; HDTF/VoxCeleb2/mixes via sources
   c.data.image_size = 32 if micro else (64 if tiny else 256)
   c.data.batch_size = 8 if tiny else 32        # global

@@ -1,25 +1,41 @@
 """The `swaptalk` console script: `swaptalk <command> [flags]`.
 
-Each command lives in `swaptalk_jax/commands/<name>.py` with a `main(argv)` run under absl; only the
-chosen command's module is imported, so each keeps its own absl flags.
+Each command lives in `swaptalk_jax/commands/<name>.py` with a `main(argv)`; only the chosen
+command's module is imported (each keeps its own absl flags), and nothing else imports them. A
+`UserError` (a config, data or command-line mistake) is printed as one line and exits 1; any other
+exception is a bug and keeps its traceback.
 """
 import importlib
+import importlib.util
 import sys
+
+from swaptalk_jax.errors import UserError
 
 COMMANDS = {
     "prepare": "Prepare a dataset (synthetic, hdtf, voxceleb2, folder) into TFDS ArrayRecord shards.",
     "train": "Train a stage: --config=configs/<stage>.py:<variant> --workdir=DIR.",
-    "encode": "Encode a prepared dataset into VQ index records with a trained VQGAN.",
+    "encode": "Encode a prepared dataset into VQ token records with a trained VQGAN.",
     "convert": "Convert a user-supplied pretrained checkpoint (arcface, lpips, inception, syncnet) to Flax.",
+    "compile": "Compile a stage's train step ahead of time for a device topology; report its memory.",
     "eval": "Evaluate a trained stage with the paper's metrics.",
     "generate": "Source photo + target video + driving audio -> talking-face mp4.",
     "export": "Export a checkpoint to a standalone inference bundle.",
 }
 
 
+def available(name: str) -> bool:
+  """Whether the command's module exists in this installation (others are still to come)."""
+  return importlib.util.find_spec(f"swaptalk_jax.commands.{name}") is not None
+
+
 def _usage() -> str:
-  lines = ["usage: swaptalk <command> [flags]", "", "commands:"]
-  lines += [f"  {name:<10}{text}" for name, text in COMMANDS.items()]
+  ready = [n for n in COMMANDS if available(n)]
+  coming = [n for n in COMMANDS if n not in ready]
+  lines = ["usage: swaptalk <command> [flags]    (swaptalk <command> --help: its flags and an example)",
+           "", "commands:"]
+  lines += [f"  {name:<10}{COMMANDS[name]}" for name in ready]
+  if coming:
+    lines += ["", f"coming (not in this version yet): {', '.join(coming)}"]
   return "\n".join(lines)
 
 
@@ -32,14 +48,15 @@ def main(argv=None) -> None:
   if name not in COMMANDS:
     print(f"swaptalk: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
     sys.exit(2)
+  if not available(name):
+    print(f"swaptalk: command {name!r} is not in this version yet\n\n{_usage()}", file=sys.stderr)
+    sys.exit(2)
+  module = importlib.import_module(f"swaptalk_jax.commands.{name}")
   try:
-    module = importlib.import_module(f"swaptalk_jax.commands.{name}")
-  except ModuleNotFoundError as e:
-    if e.name == f"swaptalk_jax.commands.{name}":
-      print(f"swaptalk: command {name!r} is not implemented yet", file=sys.stderr)
-      sys.exit(2)
-    raise
-  module.main([f"swaptalk {name}"] + argv[2:])
+    module.main([f"swaptalk {name}"] + argv[2:])
+  except UserError as e:
+    print(f"swaptalk {name}: error: {e}", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import jax
 import numpy as np
 
 from configs import toy
-from swaptalk_jax.core import sharding
-from swaptalk_jax.core.trainer import build_trainer, global_batch
+from swaptalk_jax.core.trainer import global_batch
+from swaptalk_jax.trainers.registry import build_trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,14 +36,12 @@ def run_steps(config, workdir, devices, num_steps):
   """Init (or restore) and run `num_steps` steps in-process; returns (host state, losses)."""
   trainer = build_trainer(config, workdir, devices=devices)
   losses = []
-  with jax.set_mesh(trainer.mesh):
-    import flax.linen as nn
-    with nn.logical_axis_rules(sharding.LOGICAL_RULES):
-      state = trainer.restore_or_init()
-      for _ in range(num_steps):
-        state, metrics = trainer.train_step(state, global_batch(next(trainer.train_iter),
-                                                             trainer.batch_sharding))
-        losses.append(float(metrics["model/loss"]))
+  with trainer.scope():
+    state = trainer.restore_or_init()
+    for _ in range(num_steps):
+      state, metrics = trainer.train_step(state, global_batch(next(trainer.train_iter),
+                                                           trainer.batch_sharding))
+      losses.append(float(metrics["model/loss"]))
   return trainer, jax.device_get(state), losses
 
 

@@ -37,7 +37,7 @@ def data_sources(data_dir) -> list:
 @pytest.fixture(scope="session")
 def stage_data(tmp_path_factory) -> pathlib.Path:
   """The data_dir (holding `synthetic/<version>/`) of the stage tests' synthetic set."""
-  from swaptalk_jax.commands.prepare import prepare_synthetic
+  from data_prep.synthetic.prepare import prepare_synthetic
   out = tmp_path_factory.mktemp("stage_data")
   prepare_synthetic(out, identities=10, clips_per_identity=2, seconds=3.0, resolution=64, seed=0,
                     test_identities=2)
@@ -66,7 +66,8 @@ class _NullWriter:
 def tiny_vqgan(stage_data, tmp_path_factory) -> TrainedVQGAN:
   from swaptalk_jax.core import checkpoint, sharding
   from swaptalk_jax.core.loop import evaluate
-  from swaptalk_jax.core.trainer import build_trainer, global_batch
+  from swaptalk_jax.core.trainer import global_batch
+  from swaptalk_jax.trainers.registry import build_trainer
   config = micro_vqgan_config(stage_data)
   workdir = str(tmp_path_factory.mktemp("vqgan_run"))
   trainer = build_trainer(config, workdir, devices=jax.devices()[:1])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from swaptalk_jax.convert import arcface as convert_arcface
-from swaptalk_jax.convert import params_io
+from swaptalk_jax import params_file
 from swaptalk_jax.losses import identity
 from swaptalk_jax.models import arcface
 
@@ -112,14 +112,14 @@ def test_r50_state_dict_parity(tmp_path):
   dst = str(tmp_path / "arcface_r50.safetensors")
   info = convert_arcface.convert(path, dst, variant="r50")
   assert info["variant"] == "r50"
-  params, metadata = params_io.load_pretrained("arcface", dst, "r50")
+  params, metadata = params_file.load_pretrained("arcface", dst, "r50")
   assert metadata["network"] == "arcface" and metadata["source_format"] == "torch"
   faces = _faces()
   ours = jax.jit(arcface.iresnet("r50").apply)({"params": params}, faces)
   assert _relative_error(ours, _torch_embed(model, faces)) < 1e-5
   n_params = sum(v.numel() for k, v in model.state_dict().items()
                  if "running" not in k and "num_batches" not in k)
-  ours_count = sum(np.size(v) for k, v in params_io.flatten_params(params).items()
+  ours_count = sum(np.size(v) for k, v in params_file.flatten_params(params).items()
                    if not k.endswith(("/mean", "/var")))
   assert ours_count == n_params
 
@@ -135,7 +135,7 @@ def test_onnx_parity_against_onnxruntime(tmp_path):
   dst = str(tmp_path / "arcface_r18.safetensors")
   info = convert_arcface.convert(path, dst)
   assert info["variant"] == "r18" and info["onnx_in_graph_normalisation"] == "False"
-  params, _ = params_io.load_pretrained("arcface", dst, "r18")
+  params, _ = params_file.load_pretrained("arcface", dst, "r18")
   faces = _faces(seed=2)
   session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
   reference = session.run(None, {"input.1": faces.transpose(0, 3, 1, 2).copy()})[0]
@@ -192,13 +192,13 @@ def test_variant_mismatch_and_wrong_checkpoint(tmp_path):
     convert_arcface.convert(not_arcface, str(tmp_path / "y.safetensors"))
   dst = str(tmp_path / "r18.safetensors")
   convert_arcface.convert(path, dst)  # wrapped + DataParallel prefix is fine
-  with pytest.raises(params_io.PretrainedFileError, match="variant 'r18'.*expects 'r100'"):
+  with pytest.raises(params_file.PretrainedFileError, match="variant 'r18'.*expects 'r100'"):
     identity.load_arcface_params(dst, "r100")
 
 
 def test_r100_structure():
   shapes = arcface.arcface_param_shapes("r100")
-  count = sum(np.prod(v.shape) for k, v in params_io.flatten_params(shapes).items()
+  count = sum(np.prod(v.shape) for k, v in params_file.flatten_params(shapes).items()
               if not k.endswith(("/mean", "/var")))
   assert arcface.variant_of_params(shapes) == "r100"
   assert 65.0e6 < count < 65.3e6  # arcface_torch r100: 65.2M parameters
@@ -256,12 +256,12 @@ def test_region_for_landmarks_inverts_the_crop():
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):
   missing = str(tmp_path / "nope.safetensors")
-  with pytest.raises(params_io.PretrainedFileError, match="nope.safetensors.*does not exist.*"
+  with pytest.raises(params_file.PretrainedFileError, match="nope.safetensors.*does not exist.*"
                      "swaptalk convert arcface.*arcface_torch"):
     identity.load_arcface_params(missing, "r50")
   lpips_file = str(tmp_path / "lpips.safetensors")
-  params_io.save_params(lpips_file, {"a": np.zeros(2)}, network="lpips", variant="vgg16")
-  with pytest.raises(params_io.PretrainedFileError, match="holds network 'lpips', expected 'arcface'"):
+  params_file.save_params(lpips_file, {"a": np.zeros(2)}, network="lpips", variant="vgg16")
+  with pytest.raises(params_file.PretrainedFileError, match="holds network 'lpips', expected 'arcface'"):
     identity.load_arcface_params(lpips_file, "r50")
 
 

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from swaptalk_jax.commands import convert
-from swaptalk_jax.convert import params_io
+from swaptalk_jax import cli, params_file
+from swaptalk_jax.convert import networks
 from swaptalk_jax.models import arcface, lpips, vgg
 
 
@@ -42,7 +42,7 @@ def _arcface_torch_shapes(blocks) -> dict:
 
 def _run_main(argv, capsys):
   with pytest.raises(SystemExit) as exit_info:
-    convert.main(["swaptalk convert"] + argv)
+    cli.main(["swaptalk", "convert"] + argv)
     raise SystemExit(0)
   captured = capsys.readouterr()
   return exit_info.value.code, captured.out, captured.err
@@ -57,7 +57,7 @@ def test_arcface_and_lpips_through_main(tmp_path, capsys):
   code, out, err = _run_main(["arcface", src, dst, "--variant", "r18"], capsys)
   assert code == 0, err
   assert "wrote" in out and "network=arcface" in out and "variant=r18" in out
-  params, _ = params_io.load_pretrained("arcface", dst, "r18")
+  params, _ = params_file.load_pretrained("arcface", dst, "r18")
   assert params["fc"]["kernel"].shape == (512 * 49, 512)
 
   code, _, err = _run_main(["arcface", src, dst], capsys)
@@ -82,7 +82,7 @@ def test_arcface_and_lpips_through_main(tmp_path, capsys):
   code, out, err = _run_main(["lpips", trunk, dst, f"--heads={heads}"], capsys)
   assert code == 0, err
   assert "network=lpips" in out and "variant=vgg16" in out
-  params, _ = params_io.load_pretrained("lpips", dst, "vgg16")
+  params, _ = params_file.load_pretrained("lpips", dst, "vgg16")
   assert params["vgg"]["conv5_3"]["kernel"].shape == (3, 3, 512, 512)
 
 
@@ -96,7 +96,7 @@ def test_missing_source_and_usage(tmp_path, capsys):
 
 
 def test_registry_points_at_importable_converters():
-  for network, target in convert.CONVERTERS.items():
+  for network, target in networks.CONVERTERS.items():
     module_name, function = target.split(":")
     try:
       module = importlib.import_module(module_name)

@@ -4,6 +4,7 @@ import pytest
 
 from core_helpers import cli_train, run_steps, toy_config
 from swaptalk_jax.core import checkpoint, trainer as trainer_lib
+from swaptalk_jax.trainers import registry
 
 
 @pytest.fixture
@@ -41,12 +42,12 @@ def test_unknown_config_key_is_rejected_by_the_cli(tmp_path):
 ])
 def test_invalid_config_fails_before_compiling(tmp_path, no_compiling, key, value, message):
   with pytest.raises(ValueError, match=message):
-    trainer_lib.build_trainer(toy_config(**{key: value}), str(tmp_path), devices=jax.devices()[:1])
+    registry.build_trainer(toy_config(**{key: value}), str(tmp_path), devices=jax.devices()[:1])
 
 
 def test_workdir_of_another_config_is_refused(toy_workdir, no_compiling):
   with pytest.raises(checkpoint.CheckpointMismatchError, match="holds checkpoints of another config"):
-    trainer_lib.build_trainer(toy_config(**{"model.channels": 8}), toy_workdir,
+    registry.build_trainer(toy_config(**{"model.channels": 8}), toy_workdir,
                               devices=jax.devices()[:1])
 
 
@@ -61,7 +62,7 @@ def test_workdir_of_another_config_is_one_line_from_the_cli(toy_workdir):
 
 
 def test_checkpoint_of_incompatible_model_is_refused(toy_workdir):
-  t = trainer_lib.build_trainer(toy_config(), toy_workdir, devices=jax.devices()[:1])
+  t = registry.build_trainer(toy_config(), toy_workdir, devices=jax.devices()[:1])
   step = t.manager.latest_step()
   changed = jax.tree_util.tree_map_with_path(
       lambda p, x: jax.ShapeDtypeStruct((x.shape[0] + 1,) + x.shape[1:], x.dtype)

@@ -1,13 +1,12 @@
 """The core gives the same training on 1 device and on 8 (mesh 8x1 and 4x2 data x fsdp), restores
 a checkpoint saved on 8 devices onto 1 and 4, and skips (and counts) a non-finite step."""
-import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
 from core_helpers import assert_trees_close, run_steps, toy_config
-from swaptalk_jax.core import sharding
-from swaptalk_jax.core.trainer import build_trainer, global_batch
+from swaptalk_jax.core.trainer import global_batch
+from swaptalk_jax.trainers.registry import build_trainer
 
 STEPS = 4
 
@@ -61,7 +60,7 @@ def test_checkpoint_from_8_devices_restores_on_1_and_4(tmp_path):
 
 def test_nonfinite_batch_is_skipped_and_counted(tmp_path):
   trainer = build_trainer(toy_config(mesh=dict(data=8, fsdp=1)), str(tmp_path))
-  with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+  with trainer.scope():
     state = trainer.restore_or_init()
     batch = next(trainer.train_iter)
     state, _ = trainer.train_step(state, global_batch(batch, trainer.batch_sharding))

@@ -7,7 +7,7 @@ import torchvision beside torch 2.13 here. Random weights and random BatchNorm s
 import numpy as np
 import pytest
 
-from swaptalk_jax.convert import params_io
+from swaptalk_jax import params_file
 from swaptalk_jax.metrics import fid
 from swaptalk_jax.models import inception
 
@@ -165,7 +165,7 @@ def test_inception_matches_pytorch_reference(tmp_path):
   src, dst = tmp_path / "pt_inception.pth", tmp_path / "inception.safetensors"
   torch.save(model.state_dict(), src)
   convert_inception.convert(str(src), str(dst))
-  variables = convert_inception.load_variables(str(dst))
+  variables = inception.load_variables(str(dst))
 
   images = np.random.default_rng(0).uniform(size=(2, 3, 72, 90)).astype(np.float32)
   with torch.no_grad():
@@ -194,13 +194,13 @@ def test_bilinear_resize_matches_torch_interpolate():
 def test_load_variables_errors_name_file_and_source(tmp_path):
   from swaptalk_jax.convert import inception as convert_inception
   missing = tmp_path / "nope.safetensors"
-  with pytest.raises(params_io.PretrainedFileError, match="pt_inception-2015-12-05"):
-    convert_inception.load_variables(str(missing))
+  with pytest.raises(params_file.PretrainedFileError, match="pt_inception-2015-12-05"):
+    inception.load_variables(str(missing))
   wrong = tmp_path / "wrong.safetensors"
-  params_io.save_params(str(wrong), {"params": {"x": np.zeros(3, np.float32)}},
+  params_file.save_params(str(wrong), {"params": {"x": np.zeros(3, np.float32)}},
                         network="inception", variant=convert_inception.VARIANT)
-  with pytest.raises(params_io.PretrainedFileError, match="missing"):
-    convert_inception.load_variables(str(wrong))
+  with pytest.raises(params_file.PretrainedFileError, match="missing"):
+    inception.load_variables(str(wrong))
 
 
 def test_inception_rejects_integer_and_non_rgb_images():
@@ -216,10 +216,10 @@ def test_state_dict_with_wrong_shape_is_rejected():
   from swaptalk_jax.convert import inception as convert_inception
   state = {"Conv2d_1a_3x3.conv.weight": np.zeros((32, 3, 5, 5), np.float32),
            "Mixed_7c.branch_pool.bn.running_var": np.ones(192, np.float32)}
-  with pytest.raises(params_io.PretrainedFileError, match="wrong shape"):
+  with pytest.raises(params_file.PretrainedFileError, match="wrong shape"):
     convert_inception.variables_from_state_dict(state)
   state["fc.weight"] = np.zeros((1000, 2048), np.float32)
-  with pytest.raises(params_io.PretrainedFileError, match="1000 classes"):
+  with pytest.raises(params_file.PretrainedFileError, match="1000 classes"):
     convert_inception.variables_from_state_dict(state)
 
 

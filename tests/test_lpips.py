@@ -9,7 +9,7 @@ import pytest
 
 from swaptalk_jax.convert import common
 from swaptalk_jax.convert import lpips as convert_lpips
-from swaptalk_jax.convert import params_io
+from swaptalk_jax import params_file
 from swaptalk_jax.losses import perceptual
 from swaptalk_jax.models import lpips
 
@@ -151,7 +151,7 @@ def test_real_lpips_heads_file_reads_without_torch():
 @pytest.fixture(scope="module")
 def params():
   shapes = lpips.lpips_param_shapes()
-  values = params_io.random_params(shapes, seed=0)
+  values = params_file.random_params(shapes, seed=0)
   for i in range(5):  # non-negative heads, as trained LPIPS heads are
     values[f"lin{i}"]["kernel"] = np.abs(values[f"lin{i}"]["kernel"])
   return values

@@ -286,13 +286,13 @@ def test_syncnet_hook_adapter(tmp_path, monkeypatch):
   """The SyncNet adapter runs the repo's LSE search on aligned crops (random weights here: no
   SyncNet weights are available) and converts its offset sign to PrepConfig's convention."""
   from data_prep.real import sync
-  from swaptalk_jax.convert import params_io
+  from swaptalk_jax import params_file
   from swaptalk_jax.convert import syncnet as convert_syncnet
   from swaptalk_jax.metrics import lse
   from swaptalk_jax.models import syncnet
-  variables = params_io.random_params(syncnet.abstract_variables())
+  variables = params_file.random_params(syncnet.abstract_variables())
   path = str(tmp_path / "syncnet.safetensors")
-  params_io.save_params(path, variables, network=convert_syncnet.NETWORK,
+  params_file.save_params(path, variables, network=convert_syncnet.NETWORK,
                         variant=convert_syncnet.VARIANT)
   fn = sync.SyncNetOffset(path, vshift=2)
   crops = real_media.face_frames(12, (64, 64))

@@ -7,7 +7,8 @@ import types
 import numpy as np
 import pytest
 
-from swaptalk_jax.commands import prepare
+from data_prep.synthetic.prepare import prepare_synthetic
+from swaptalk_jax import cli
 from swaptalk_jax.data import dataset, pipelines
 
 FLAGS = ["--identities", "4", "--clips_per_identity", "1", "--seconds", "1.2", "--resolution",
@@ -51,9 +52,9 @@ def test_cli_writes_identity_splits_and_reports_counts(prepared):
 def test_same_seed_same_records_other_seed_differs(prepared, tmp_path):
   out, _ = prepared
   # Rendered in 2 worker processes this time: the same records as the in-process CLI run.
-  again = prepare.prepare_synthetic(tmp_path / "a", 4, 1, 1.2, 48, 0, 2, workers=2)
+  again = prepare_synthetic(tmp_path / "a", 4, 1, 1.2, 48, 0, 2, workers=2)
   assert _records(again, "train") == _records(out / "synthetic" / "1.0.0", "train")
-  other = prepare.prepare_synthetic(tmp_path / "b", 4, 1, 1.2, 48, 1, 2)
+  other = prepare_synthetic(tmp_path / "b", 4, 1, 1.2, 48, 1, 2)
   assert _records(other, "train") != _records(again, "train")
 
 
@@ -130,12 +131,12 @@ def test_resync_ground_truth_on_a_dataset_without_it_is_an_error(tmp_path):
 def test_other_params_into_the_same_dir_is_an_error(prepared):
   out, _ = prepared
   with pytest.raises(ValueError, match="already holds"):
-    prepare.prepare_synthetic(out, 4, 1, 1.2, 48, 5, 2)
+    prepare_synthetic(out, 4, 1, 1.2, 48, 5, 2)
 
 
 def test_bad_split_sizes_are_errors(tmp_path):
   with pytest.raises(ValueError, match="test_identities"):
-    prepare.prepare_synthetic(tmp_path, 3, 1, 1.0, 32, 0, 2)
+    prepare_synthetic(tmp_path, 3, 1, 1.0, 32, 0, 2)
 
 
 def test_real_sources_dispatch_to_data_prep_real_cli(monkeypatch):
@@ -145,7 +146,7 @@ def test_real_sources_dispatch_to_data_prep_real_cli(monkeypatch):
   monkeypatch.setitem(sys.modules, "data_prep.real.cli", fake)
   import data_prep.real  # pylint: disable=import-outside-toplevel
   monkeypatch.setattr(data_prep.real, "cli", fake, raising=False)
-  prepare.main(["swaptalk prepare", "hdtf", "--manual_dir", "x"])
+  cli.main(["swaptalk", "prepare", "hdtf", "--manual_dir", "x"])
   assert calls == [("hdtf", ["swaptalk prepare hdtf", "--manual_dir", "x"])]
 
 
@@ -155,23 +156,23 @@ def test_missing_real_source_module_is_a_clear_error(monkeypatch, capsys):
   # An earlier test may have imported the real module: hide the package attribute too.
   monkeypatch.delattr(data_prep.real, "cli", raising=False)
   with pytest.raises(SystemExit) as e:
-    prepare.main(["swaptalk prepare", "voxceleb2"])
+    cli.main(["swaptalk", "prepare", "voxceleb2"])
   assert e.value.code == 2
   assert "'voxceleb2' is not available" in capsys.readouterr().err
 
 
 def test_unknown_source_and_missing_out_are_usage_errors(capsys):
   with pytest.raises(SystemExit) as e:
-    prepare.main(["swaptalk prepare", "imagenet"])
+    cli.main(["swaptalk", "prepare", "imagenet"])
   assert e.value.code == 2 and "unknown source 'imagenet'" in capsys.readouterr().err
   with pytest.raises(SystemExit) as e:
-    prepare.main(["swaptalk prepare", "synthetic", "--identities", "4"])
+    cli.main(["swaptalk", "prepare", "synthetic", "--identities", "4"])
   assert e.value.code == 2 and "out" in capsys.readouterr().err
 
 
 def test_verify_command_reads_and_decodes_every_record(prepared, capsys):
   out, _ = prepared
-  prepare.main(["swaptalk prepare", "verify", "--dataset", str(out / "synthetic" / "1.0.0")])
+  cli.main(["swaptalk", "prepare", "verify", "--dataset", str(out / "synthetic" / "1.0.0")])
   assert "0 problem(s)" in capsys.readouterr().out
 
 
@@ -194,7 +195,7 @@ def test_same_identity_pairs_with_one_clip_per_identity_use_another_frame(prepar
 
 def test_help_lists_the_synthetic_flags(capsys):
   with pytest.raises(SystemExit) as e:
-    prepare.main(["swaptalk prepare", "synthetic", "--help"])
+    cli.main(["swaptalk", "prepare", "synthetic", "--help"])
   assert e.value.code == 0
   out = capsys.readouterr().out
   assert all(f"--{f}" in out for f in ("out", "identities", "seed", "test_identities", "workers"))

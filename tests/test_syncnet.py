@@ -7,7 +7,7 @@ The PyTorch reference is written here from the published architecture (syncnet_p
 import numpy as np
 import pytest
 
-from swaptalk_jax.convert import params_io
+from swaptalk_jax import params_file
 from swaptalk_jax.metrics import lse, mfcc
 from swaptalk_jax.models import syncnet
 
@@ -121,7 +121,7 @@ def test_syncnet_matches_pytorch_reference(tmp_path):
   src, dst = tmp_path / "syncnet_v2.model", tmp_path / "syncnet.safetensors"
   torch.save(model.state_dict(), src, _use_new_zipfile_serialization=False)  # pre-1.6 format
   convert_syncnet.convert(str(src), str(dst))
-  variables = convert_syncnet.load_variables(str(dst))
+  variables = syncnet.load_variables(str(dst))
 
   rng = np.random.default_rng(0)
   frames = rng.integers(0, 256, size=(3, 5, 224, 224, 3)).astype(np.float32)  # (N, T, H, W, BGR)
@@ -145,13 +145,13 @@ def test_converter_rejects_wrong_checkpoints(tmp_path):
   state = {"__S__.netcnnaud.0.weight": np.zeros((64, 1, 3, 3), np.float32),
            "__S__.netcnnlip.0.weight": np.zeros((96, 3, 5, 7, 7), np.float32),
            "__S__.netfclip.3.weight": np.zeros((1024, 512), np.float32)}
-  with pytest.raises(params_io.PretrainedFileError, match="missing"):
+  with pytest.raises(params_file.PretrainedFileError, match="missing"):
     convert_syncnet.variables_from_state_dict(state)
   state["__S__.netcnnlip.2.weight"] = np.zeros(3, np.float32)  # a ReLU has no weights
-  with pytest.raises(params_io.PretrainedFileError, match="netcnnlip.2.weight"):
+  with pytest.raises(params_file.PretrainedFileError, match="netcnnlip.2.weight"):
     convert_syncnet.variables_from_state_dict(state)
-  with pytest.raises(params_io.PretrainedFileError, match="syncnet_v2.model"):
-    convert_syncnet.load_variables(str(tmp_path / "syncnet.safetensors"))
+  with pytest.raises(params_file.PretrainedFileError, match="syncnet_v2.model"):
+    syncnet.load_variables(str(tmp_path / "syncnet.safetensors"))
 
 
 # ---------------------------------------------------------------- MFCC front end

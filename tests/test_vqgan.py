@@ -357,10 +357,10 @@ def test_generator_loss_reports_code_histograms_as_stats():
 def test_frozen_nets_must_come_with_the_params(tmp_path):
   """A task configured with LPIPS refuses a loss call whose params lack the frozen nets (it never
   silently drops the term)."""
-  from swaptalk_jax.convert import params_io
+  from swaptalk_jax import params_file
   from swaptalk_jax.models import lpips as lpips_model
   lpips_file = str(tmp_path / "lpips.safetensors")
-  params_io.save_params(lpips_file, lpips_model.init_lpips_params(0), network="lpips",
+  params_file.save_params(lpips_file, lpips_model.init_lpips_params(0), network="lpips",
                         variant="vgg16")
   cfg = _micro_config(disc_start=100)
   cfg.loss.lpips_weight = 1.0

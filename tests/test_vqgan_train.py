@@ -1,24 +1,22 @@
 """Stage 0 through the shared core on the synthetic set: it learns, the generator/discriminator
 updates interleave under gradient accumulation, and a resumed run continues the same way."""
-import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
 from configs import vqgan as vqgan_config
 from core_helpers import apply_overrides
-from swaptalk_jax.commands import encode
-from swaptalk_jax.commands.prepare import prepare_synthetic
-from swaptalk_jax.convert import params_io
-from swaptalk_jax.core import checkpoint, sharding
+from data_prep.synthetic.prepare import prepare_synthetic
+from swaptalk_jax import params_file
+from swaptalk_jax.core import checkpoint
 from swaptalk_jax.core.loop import evaluate
 from swaptalk_jax.core.task import FROZEN
-from swaptalk_jax.core.trainer import build_trainer, global_batch
-from swaptalk_jax.data import dataset, pipelines, records
+from swaptalk_jax.core.trainer import global_batch
+from swaptalk_jax.trainers.registry import build_trainer
+from swaptalk_jax.data import dataset, encode_tokens, pipelines, records, token_records
 from swaptalk_jax.data.dataset import SplitReader
 from swaptalk_jax.models import lpips as lpips_model
 from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
-from swaptalk_jax.trainers import vqgan as vqgan_trainer
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +70,7 @@ def trained(synthetic_dir, tmp_path_factory):
                                           "model.ch_mult": (1, 2)})
   workdir = str(tmp_path_factory.mktemp("vqgan_run"))
   trainer = build_trainer(config, workdir, devices=jax.devices()[:1])
-  with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+  with trainer.scope():
     state = trainer.restore_or_init()
     state, metrics = run_steps(trainer, state, TRAIN_STEPS)
     scores = evaluate(trainer, state, _NullWriter(), TRAIN_STEPS)   # test split: unseen identities
@@ -102,7 +100,7 @@ def test_tiny_vqgan_learns_on_synthetic(trained):
   baseline = mean_image_l1(config)
   first = np.mean([m["generator/l1"] for m in metrics[:5]])
   last = np.mean([m["generator/l1"] for m in metrics[-10:]])
-  usage = vqgan_trainer.eval_set_code_usage(config, trained["ema_generator"])
+  usage = {h: scores[f"codebook_usage/used_{h}"] for h in ("upper", "lower")}   # whole eval split
   dead = {h: float(metrics[-1][f"generator/dead_codes_{h}"]) for h in ("upper", "lower")}
   restarted = sum(float(m["generator/restarted_codes_upper"] + m["generator/restarted_codes_lower"])
                   for m in metrics)
@@ -125,7 +123,7 @@ def test_identity_of_reconstructions_is_measured(trained):
   from swaptalk_jax.metrics import identity_preservation as idp
   config = trained["config"]
   images, labels, _ = dataset.labelled_frames(
-      encode.resolve_dataset_dir(str(trained["data_dir"] / "synthetic")), "train", 6,
+      encode_tokens.resolve_dataset_dir(str(trained["data_dir"] / "synthetic")), "train", 6,
       config.data.image_size)
   recon = reconstruct(config, trained["ema_generator"], images)
   figures = idp.identity_preservation(images, recon, labels)
@@ -147,15 +145,15 @@ def test_identity_of_reconstructions_is_measured(trained):
 @pytest.mark.slow
 def test_encode_writes_the_checkpoints_indices(trained, synthetic_dir, tmp_path):
   config, workdir, ema_generator = trained["config"], trained["workdir"], trained["ema_generator"]
-  dataset_dir = encode.resolve_dataset_dir(str(synthetic_dir / "synthetic"))
-  params, step = encode.load_generator_params(workdir)
-  assert step == TRAIN_STEPS
+  dataset_dir = encode_tokens.resolve_dataset_dir(str(synthetic_dir / "synthetic"))
+  params, step, stored_config = checkpoint.load_params(workdir)
+  assert step == TRAIN_STEPS and stored_config.model.num_codes == config.model.num_codes
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ema_generator)):
     np.testing.assert_array_equal(a, b)
-  info = encode.encode_dataset(config, params, str(dataset_dir), str(tmp_path / "vq"),
-                               splits=["test"], batch_size=16)
+  info = encode_tokens.encode_dataset(config, params, str(dataset_dir), str(tmp_path / "vq"),
+                                      splits=["test"], batch_size=16)
   assert info["token_grid"] == [16, 16] and info["upper_rows"] == 8
-  recs = list(encode.read_vq_records(str(tmp_path / "vq" / "test.array_record")))
+  recs = list(token_records.read_vq_records(str(tmp_path / "vq" / "test.array_record")))
   reader = SplitReader(str(dataset_dir), "test")
   assert len(recs) == len(reader) and info["splits"]["test"]["frames"] == 50
   raw = reader.read([0])[0]
@@ -184,7 +182,7 @@ def test_generator_discriminator_interleave_with_accumulation_and_resume(synthet
   # One trainer runs 4 steps straight, checkpointing after step 3; a second resumes from step 3.
   workdir = str(tmp_path / "run")
   straight = build_trainer(config, workdir, devices=devices)
-  with jax.set_mesh(straight.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+  with straight.scope():
     state0 = straight.restore_or_init()
     disc0 = jax.device_get(state0.params["discriminator"])
     state, metrics = run_steps(straight, state0, 2)
@@ -203,7 +201,7 @@ def test_generator_discriminator_interleave_with_accumulation_and_resume(synthet
       jax.tree.leaves(disc_before_start), jax.tree.leaves(jax.device_get(state.params["discriminator"]))))
 
   second = build_trainer(config, workdir, devices=devices)
-  with jax.set_mesh(second.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+  with second.scope():
     s = second.restore_or_init()
     assert int(s.step) == 3
     s, resumed = run_steps(second, s, 1)
@@ -218,7 +216,7 @@ def test_frozen_lpips_is_a_jit_argument_not_a_constant(synthetic_dir, tmp_path):
   arguments (replicated), not as constants: the program text stays small. (The loss with LPIPS
   itself is checked in test_vqgan.py; compiling VGG16's backward here would cost minutes.)"""
   lpips_file = str(tmp_path / "lpips.safetensors")
-  params_io.save_params(lpips_file, lpips_model.init_lpips_params(0), network="lpips",
+  params_file.save_params(lpips_file, lpips_model.init_lpips_params(0), network="lpips",
                         variant="vgg16")
   config = small_config(synthetic_dir, **{"loss.lpips_weight": 1.0, "loss.disc_start": 10_000,
                                           "pretrained.lpips_path": lpips_file})
@@ -227,7 +225,7 @@ def test_frozen_lpips_is_a_jit_argument_not_a_constant(synthetic_dir, tmp_path):
   assert set(trainer.frozen) == {"lpips"} and frozen_bytes > 50e6
   assert all(x.sharding.is_fully_replicated and len(x.sharding.device_set) == 2
              for x in jax.tree.leaves(trainer.frozen))
-  with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+  with trainer.scope():
     batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=trainer.batch_sharding)
              for k, v in trainer.batch_spec.items()}
     step_text = trainer.step_fn.lower(trainer.abstract_state, batch, trainer.frozen).as_text()

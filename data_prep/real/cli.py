@@ -4,49 +4,58 @@ Stages every item (resumable: finished items are skipped, failed ones retried), 
 `<out>/<name>_staging/failures.csv`, then builds the TFDS ArrayRecord dataset `<out>/<name>/1.0.0`
 from every staged item. Exits non-zero only when no item at all could be prepared.
 """
-import argparse
 import dataclasses
 import pathlib
 import sys
 
+from absl import flags
+
 from data_prep.real import build, folder, hdtf, manifest, parallel, voxceleb2
 from data_prep.real.config import PrepConfig
+from swaptalk_jax import cli_support
+from swaptalk_jax.errors import UserError
 
 SOURCES = ("hdtf", "voxceleb2", "folder")
+EXAMPLES = {"hdtf": "swaptalk prepare hdtf --in /data/HDTF --out data --workers 16",
+            "voxceleb2": "swaptalk prepare voxceleb2 --in /data/voxceleb2 --out data --workers 16",
+            "folder": "swaptalk prepare folder --in my_videos --out data --name mine"}
+_INPUT_HELP = {"hdtf": "folder with the HDTF annotation files and the downloaded videos",
+               "voxceleb2": "VoxCeleb2 root (with dev/ and/or test/), or one split's folder",
+               "folder": "folder of videos"}
+_DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
+           bool: flags.DEFINE_bool}
 
 
-def _parser(source: str) -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog=f"swaptalk prepare {source}", description=__doc__)
-  p.add_argument("--in", dest="input", required=True,
-                 help={"hdtf": "folder with the HDTF annotation files and the downloaded videos",
-                       "voxceleb2": "VoxCeleb2 root (with dev/ and/or test/), or one split's folder",
-                       "folder": "folder of videos"}[source])
-  p.add_argument("--out", required=True, help="TFDS data_dir to write the dataset into")
-  p.add_argument("--name", default=source, help="dataset name (folder under --out)")
-  p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
-  p.add_argument("--beam", action="store_true", help="stage items with an Apache Beam pipeline")
-  p.add_argument("--beam_args", default="", help="space-separated Beam pipeline options")
-  p.add_argument("--limit", type=int, default=0, help="only the first N items (0: all)")
-  p.add_argument("--no_build", action="store_true", help="stage items only (e.g. one of many jobs)")
-  p.add_argument("--quiet", action="store_true", help="no progress bar")
+def _flags(source: str) -> flags.FlagValues:
+  fv = flags.FlagValues()
+  flags.DEFINE_string("in", None, _INPUT_HELP[source], flag_values=fv)
+  flags.DEFINE_string("out", None, "TFDS data_dir to write the dataset into", flag_values=fv)
+  flags.DEFINE_string("name", source, "dataset name (folder under --out)", flag_values=fv)
+  flags.DEFINE_integer("workers", 1, "worker processes on this machine", flag_values=fv)
+  flags.DEFINE_bool("beam", False, "stage items with an Apache Beam pipeline", flag_values=fv)
+  flags.DEFINE_string("beam_args", "", "space-separated Beam pipeline options", flag_values=fv)
+  flags.DEFINE_integer("limit", 0, "only the first N items (0: all)", flag_values=fv)
+  flags.DEFINE_bool("no_build", False, "stage items only (e.g. one of many jobs)", flag_values=fv)
+  flags.DEFINE_bool("quiet", False, "no progress bar", flag_values=fv)
   defaults = PrepConfig()
   for field in dataclasses.fields(PrepConfig):
     if field.name == "sync_fn":
-      p.add_argument("--sync_fn", default=None,
-                     help="module:function giving (offset_frames, confidence) for (crops, audio), "
-                          "e.g. a SyncNet wrapper; none ships (no SyncNet weights are available)")
+      flags.DEFINE_string("sync_fn", None, "module:function giving (offset_frames, confidence) "
+                          "for (crops, audio), e.g. a SyncNet wrapper; none ships (no SyncNet "
+                          "weights are available)", flag_values=fv)
       continue
     value = getattr(defaults, field.name)
     kind = float if isinstance(value, float) or value is None else type(value)
-    p.add_argument(f"--{field.name}", type=kind, default=value)
-  p.add_argument("--syncnet_params", default=None,
-                 help="converted SyncNet params file (`swaptalk convert syncnet`): checks and "
-                      "corrects audio-visual sync per clip (sets --sync_fn)")
+    _DEFINE[kind](field.name, value, f"PrepConfig.{field.name}", flag_values=fv)
+  flags.DEFINE_string("syncnet_params", None, "converted SyncNet params file (`swaptalk convert "
+                      "syncnet`): checks and corrects audio-visual sync per clip (sets --sync_fn)",
+                      flag_values=fv)
   if source == "folder":
-    p.add_argument("--identity_regex", default=folder.DEFAULT_RULE,
-                   help="regex on the relative path with a group (?P<identity>...)")
-    p.add_argument("--manifest", default=None, help="CSV with path,identity[,split,start,end]")
-  return p
+    flags.DEFINE_string("identity_regex", folder.DEFAULT_RULE,
+                        "regex on the relative path with a group (?P<identity>...)", flag_values=fv)
+    flags.DEFINE_string("manifest", None, "CSV with path,identity[,split,start,end]",
+                        flag_values=fv)
+  return fv
 
 
 def _video_height(path) -> int:
@@ -57,18 +66,22 @@ def _video_height(path) -> int:
 def main(source: str, argv: list[str]) -> int:
   """Runs the preparation; returns 0, or exits with status 1 when no item could be prepared."""
   if source not in SOURCES:
-    raise SystemExit(f"swaptalk prepare: unknown real source {source!r} (one of {SOURCES})")
+    raise UserError(f"unknown real source {source!r} (one of {SOURCES})")
   argv = list(argv)
-  if argv and not argv[0].startswith("-"):
-    argv = argv[1:]  # a program name in front
-  args = _parser(source).parse_args(argv)
-  config = PrepConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PrepConfig)})
+  if not argv or argv[0].startswith("-"):
+    argv = [f"swaptalk prepare {source}"] + argv   # no program name in front
+  args = _flags(source)
+  positional = cli_support.parse_flags(args, argv, __doc__.replace("{hdtf,voxceleb2,folder}", source),
+                                       EXAMPLES[source])
+  cli_support.no_positional([argv[0]] + positional)
+  cli_support.require(**{"in": args["in"].value, "out": args.out})
+  config = PrepConfig(**{f.name: args[f.name].value for f in dataclasses.fields(PrepConfig)})
   if args.syncnet_params:
     from data_prep.real.sync import SyncNetOffset  # pylint: disable=g-import-not-at-top
     config = dataclasses.replace(config, sync_fn=SyncNetOffset(args.syncnet_params))
-  root = pathlib.Path(args.input)
+  root = pathlib.Path(args["in"].value)
   if not root.is_dir():
-    raise SystemExit(f"--in {root}: not a directory")
+    raise UserError(f"--in {root}: not a directory")
   if source == "hdtf":
     specs, problems = hdtf.specs(root, config.test_percent, _video_height)
   elif source == "voxceleb2":
@@ -109,4 +122,8 @@ def main(source: str, argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1], sys.argv[2:]))
+  try:
+    sys.exit(main(sys.argv[1], sys.argv[2:]))
+  except UserError as e:
+    print(f"swaptalk prepare: error: {e}", file=sys.stderr)
+    sys.exit(1)

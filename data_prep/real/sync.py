@@ -26,9 +26,9 @@ class SyncNetOffset:
     return dict(params_path=self.params_path, vshift=self.vshift, _embedders=None)
 
   def _load(self):
-    from swaptalk_jax.convert import syncnet as convert_syncnet  # pylint: disable=g-import-not-at-top
     from swaptalk_jax.metrics import lse  # pylint: disable=g-import-not-at-top
-    return lse.make_embedders(convert_syncnet.load_variables(self.params_path))
+    from swaptalk_jax.models import syncnet  # pylint: disable=g-import-not-at-top
+    return lse.make_embedders(syncnet.load_variables(self.params_path))
 
   def __call__(self, crops: np.ndarray, audio: np.ndarray) -> tuple[int, float]:
     import cv2  # pylint: disable=g-import-not-at-top

@@ -1,30 +1,21 @@
-"""`swaptalk convert <network> SRC DST [flags]`: a user-supplied pretrained checkpoint -> our params file.
+"""usage: swaptalk convert <network> SRC DST [--variant V] [--heads PATH] [--overwrite]
 
+A user-supplied pretrained checkpoint -> our params file (configs point at DST):
   swaptalk convert arcface backbone.pth|model.onnx arcface_r50.safetensors [--variant r50]
   swaptalk convert lpips vgg16-397923af.pth lpips_vgg16.safetensors --heads .../lpips/weights/v0.1/vgg.pth
   swaptalk convert inception pt_inception-2015-12-05-6726825d.pth inception_fid.safetensors
   swaptalk convert syncnet syncnet_v2.model syncnet_v2.safetensors
-
-Each network's converter is `module:function` in CONVERTERS, imported only when chosen; it is called
-as function(SRC, DST, **options) with the options below (None when not given). Configs point at DST.
+The converters are `swaptalk_jax/convert/` (`networks.py` lists them).
 """
-import importlib
 import os
 import sys
 
 from absl import flags
 
-from swaptalk_jax.convert import params_io
+from swaptalk_jax import cli_support, params_file
+from swaptalk_jax.convert import networks
 
-CONVERTERS = {
-    "arcface": "swaptalk_jax.convert.arcface:convert",
-    "lpips": "swaptalk_jax.convert.lpips:convert",
-    "inception": "swaptalk_jax.convert.inception:convert",
-    "syncnet": "swaptalk_jax.convert.syncnet:convert",
-}
-
-# The flags each network's converter takes (others are an error, not silently ignored).
-OPTIONS = {"arcface": ("variant",), "lpips": ("heads",), "inception": (), "syncnet": ()}
+EXAMPLE = "swaptalk convert arcface backbone.pth weights/arcface_r50.safetensors --variant r50"
 
 
 def _flags() -> flags.FlagValues:
@@ -39,58 +30,24 @@ def _flags() -> flags.FlagValues:
   return fv
 
 
-def converter(network: str):
-  """The convert function registered for `network`."""
-  if network not in CONVERTERS:
-    raise KeyError(f"unknown network {network!r}; choose from {', '.join(CONVERTERS)}")
-  module_name, function = CONVERTERS[network].split(":")
-  return getattr(importlib.import_module(module_name), function)
-
-
-def run(network: str, source: str, destination: str, overwrite: bool = False,
-        **options) -> dict[str, str]:
-  """Converts and returns the written file's header."""
-  if not os.path.isfile(source):
-    raise FileNotFoundError(f"{source!r} does not exist; expected "
-                            f"{params_io.SOURCES.get(network, 'the original checkpoint')}")
-  if os.path.exists(destination) and not overwrite:
-    raise FileExistsError(f"{destination!r} exists; pass --overwrite to replace it")
-  options = {k: v for k, v in options.items() if v is not None}
-  wrong = sorted(set(options) - set(OPTIONS.get(network, ())))
-  if wrong:
-    raise ValueError(f"--{', --'.join(wrong)} does not apply to {network}")
-  converter(network)(source, destination, **options)
-  return params_io.read_metadata(destination)
-
-
-def _usage(program: str) -> str:
-  return (f"usage: {program} <network> SRC DST [--variant V] [--heads PATH] [--overwrite]\n"
-          f"  networks: {', '.join(CONVERTERS)}\n\n"
-          + "\n".join(f"  {name}: {text}" for name, text in params_io.SOURCES.items()))
+def _doc() -> str:
+  sources = "\n".join(f"  {name}: {text}" for name, text in params_file.SOURCES.items())
+  return f"{__doc__.strip()}\n\nwhere users get each original checkpoint:\n{sources}"
 
 
 def main(argv) -> None:
   program = argv[0] if argv else "swaptalk convert"
-  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
-    print(_usage(program))
-    sys.exit(0 if len(argv) >= 2 else 2)
-  fv = _flags()
-  try:
-    positional = fv([program] + list(argv[1:]))[1:]
-  except flags.Error as e:
-    print(f"{program}: {e}\n{_usage(program)}", file=sys.stderr)
+  if len(argv) < 2:
+    print(_doc(), file=sys.stderr)
     sys.exit(2)
-  if len(positional) != 3 or positional[0] not in CONVERTERS:
-    print(f"{program}: expected <network> SRC DST, got {positional}\n{_usage(program)}",
-          file=sys.stderr)
+  positional = cli_support.parse_flags(fv := _flags(), [program] + list(argv[1:]), _doc(), EXAMPLE)
+  if len(positional) != 3 or positional[0] not in networks.CONVERTERS:
+    print(f"{program}: expected <network> SRC DST with networks: "
+          f"{', '.join(networks.CONVERTERS)}; got {positional}", file=sys.stderr)
     sys.exit(2)
   network, source, destination = positional
-  try:
-    header = run(network, source, destination, overwrite=fv.overwrite, variant=fv.variant,
-                 heads=fv.heads)
-  except (OSError, ValueError, KeyError) as e:
-    print(f"{program} {network}: {e}", file=sys.stderr)
-    sys.exit(1)
+  header = networks.convert_file(network, source, destination, overwrite=fv.overwrite,
+                                 variant=fv.variant, heads=fv.heads)
   size_mb = os.path.getsize(destination) / 2 ** 20
   print(f"wrote {destination} ({size_mb:.1f} MiB): "
         + ", ".join(f"{k}={v}" for k, v in sorted(header.items())))

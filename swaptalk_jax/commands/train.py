@@ -1,33 +1,31 @@
-"""`swaptalk train --config=configs/<stage>.py:<variant> --workdir=DIR [--config.key=value ...]`."""
-import logging
-import sys
+"""usage: swaptalk train --config=configs/<stage>.py:<variant> --workdir=DIR [--config.key=value ...]
 
-from absl import app, flags
+Trains a stage (vqgan, toy; later swap, lip_expert, lipsync) on the shared core: checkpoints, the
+data-iterator state and TensorBoard logs go to --workdir; a rerun with the same workdir resumes.
+Any config field can be overridden on the command line (--config.train.num_steps=100).
+"""
+from absl import flags
 from ml_collections import config_flags
+
+from swaptalk_jax import cli_support
+
+EXAMPLE = "swaptalk train --config=configs/vqgan.py:tiny --workdir=outputs/vqgan_tiny"
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Stage config file with variant, e.g. "
                                           "configs/vqgan.py:tiny.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and TensorBoard logs.")
-flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from swaptalk_jax.core import distributed, logs
+  cli_support.no_positional(argv)
+  cli_support.require(config=_CONFIG.value, workdir=_WORKDIR.value)
+  from swaptalk_jax.core import distributed, logs  # pylint: disable=import-outside-toplevel
   logs.quiet_library_logs()
   distributed.maybe_initialize()
-  from swaptalk_jax.core import checkpoint, loop
-  try:
-    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, checkpoint.CheckpointMismatchError) as e:
-    if not getattr(e, "_swaptalk_user_error", True):
-      raise
-    logging.error("%s", e)
-    print(f"swaptalk train: error: {e}", file=sys.stderr)
-    sys.exit(1)
+  from swaptalk_jax.trainers import registry  # pylint: disable=import-outside-toplevel
+  registry.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   print(f"swaptalk train: done; checkpoints and TensorBoard logs in {_WORKDIR.value}")
 
 
 def main(argv):
-  app.run(_main, argv=argv)
+  cli_support.run_absl(_main, argv, __doc__, EXAMPLE, __name__)

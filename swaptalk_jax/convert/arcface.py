@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from swaptalk_jax.convert import common, params_io
+from swaptalk_jax import params_file
+from swaptalk_jax.convert import common
 from swaptalk_jax.models import arcface
 
 NETWORK = "arcface"
@@ -45,13 +46,13 @@ def variant_from_blocks(blocks, source: str) -> str:
   for name, counts in arcface.VARIANTS.items():
     if tuple(counts) == tuple(blocks):
       return name
-  raise ValueError(f"{source}: blocks per stage {tuple(blocks)} match no IResNet variant "
+  raise params_file.PretrainedFileError(f"{source}: blocks per stage {tuple(blocks)} match no IResNet variant "
                    f"({ {k: v for k, v in arcface.VARIANTS.items()} })")
 
 
 def _check_variant(found: str, expected: str | None, source: str) -> None:
   if expected is not None and found != expected:
-    raise ValueError(f"{source}: the checkpoint is IResNet {found}, but --variant {expected} was asked")
+    raise params_file.PretrainedFileError(f"{source}: the checkpoint is IResNet {found}, but --variant {expected} was asked")
 
 
 # ----------------------------------------------------------------------------- PyTorch state dict
@@ -92,7 +93,7 @@ def params_from_state_dict(state: dict[str, np.ndarray], source: str = "state di
   params["fc"] = {"kernel": _fc_kernel(state["fc.weight"], arcface.STAGE_WIDTHS[-1]),
                   "bias": state["fc.bias"].astype(np.float32)}
   params["features"] = bn("features")
-  common.check_params_match(params, _expected_params(found), source)
+  params_file.check_params_match(params, _expected_params(found), source)
   return params, found
 
 
@@ -107,7 +108,7 @@ class _OnnxIResNetWalker:
     self.source = graph.path
 
   def fail(self, message: str):
-    raise ValueError(f"{self.source}: not an IResNet graph as expected: {message}")
+    raise params_file.PretrainedFileError(f"{self.source}: not an IResNet graph as expected: {message}")
 
   def consumers(self, tensor: str) -> list:
     return self.graph.next_ops(tensor, skip=lambda n: n.op_type in self._PASS_THROUGH)
@@ -239,7 +240,7 @@ def params_from_onnx(path: str, variant: str | None = None) -> tuple[dict, str, 
   params, blocks, in_graph_norm = _OnnxIResNetWalker(common.OnnxGraph(path)).walk()
   found = variant_from_blocks(blocks, path)
   _check_variant(found, variant, path)
-  common.check_params_match(params, _expected_params(found), path)
+  params_file.check_params_match(params, _expected_params(found), path)
   return params, found, in_graph_norm
 
 
@@ -252,5 +253,5 @@ def convert(source: str, destination: str, variant: str | None = None, **unused)
     params, found = params_from_state_dict(common.read_torch_state_dict(source), source, variant)
     extra = {"source_format": "torch"}
   extra["source"] = source
-  params_io.save_params(destination, params, network=NETWORK, variant=found, extra_metadata=extra)
+  params_file.save_params(destination, params, network=NETWORK, variant=found, extra_metadata=extra)
   return {"network": NETWORK, "variant": found, **extra}

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import ml_dtypes
 import numpy as np
 
-from swaptalk_jax.convert import params_io
+from swaptalk_jax import params_file
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -103,7 +103,7 @@ def _read_zip_checkpoint(path: str) -> Any:
     names = archive.namelist()
     pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
     if not pickles:
-      raise ValueError(f"{path}: zip file without data.pkl, not a torch checkpoint")
+      raise params_file.PretrainedFileError(f"{path}: zip file without data.pkl, not a torch checkpoint")
     prefix = pickles[0][:-len("data.pkl")]
     storages: dict[str, _Storage] = {}
     obj = _RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), storages, path).load()
@@ -116,11 +116,11 @@ def _read_legacy_checkpoint(path: str) -> Any:
   with open(path, "rb") as f:
     magic = pickle.load(f)
     if magic != _LEGACY_MAGIC:
-      raise ValueError(f"{path}: not a torch checkpoint (bad magic number)")
+      raise params_file.PretrainedFileError(f"{path}: not a torch checkpoint (bad magic number)")
     pickle.load(f)  # protocol version
     sys_info = pickle.load(f)
     if not sys_info.get("little_endian", True):
-      raise ValueError(f"{path}: big-endian torch checkpoints are not supported")
+      raise params_file.PretrainedFileError(f"{path}: big-endian torch checkpoints are not supported")
     storages: dict[str, _Storage] = {}
     obj = _RestrictedUnpickler(f, storages, path).load()
     keys = pickle.load(f)
@@ -149,13 +149,13 @@ def read_torch_state_dict(path: str, wrapper_keys=("state_dict", "model", "net")
       break
     obj = obj[inner[0]]
   if not isinstance(obj, Mapping):
-    raise ValueError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    raise params_file.PretrainedFileError(f"{path}: expected a state dict, found {type(obj).__name__}")
   state = {}
   for key, value in obj.items():
     if isinstance(value, np.ndarray):
       state[key[len("module."):] if key.startswith("module.") else key] = value
   if not state:
-    raise ValueError(f"{path}: no tensors found in the checkpoint")
+    raise params_file.PretrainedFileError(f"{path}: no tensors found in the checkpoint")
   return state
 
 
@@ -163,13 +163,13 @@ def require_keys(state: Mapping[str, Any], keys, source: str, what: str) -> None
   """Raises naming the first missing keys, so a wrong checkpoint is reported plainly."""
   missing = [k for k in keys if k not in state]
   if missing:
-    raise ValueError(f"{source}: not a {what} checkpoint; missing {missing[:5]}"
+    raise params_file.PretrainedFileError(f"{source}: not a {what} checkpoint; missing {missing[:5]}"
                      f"{' ...' if len(missing) > 5 else ''} (has e.g. {sorted(state)[:5]})")
 
 
 def check_shape(array: np.ndarray, shape: tuple, source: str, name: str) -> np.ndarray:
   if tuple(array.shape) != tuple(shape):
-    raise ValueError(f"{source}: {name} has shape {tuple(array.shape)}, expected {tuple(shape)}")
+    raise params_file.PretrainedFileError(f"{source}: {name} has shape {tuple(array.shape)}, expected {tuple(shape)}")
   return array
 
 
@@ -208,7 +208,7 @@ class OnnxGraph:
 
   def const(self, name: str) -> np.ndarray:
     if name not in self.initializers:
-      raise ValueError(f"{self.path}: tensor {name!r} is computed, expected a weight")
+      raise params_file.PretrainedFileError(f"{self.path}: tensor {name!r} is computed, expected a weight")
     return self.initializers[name]
 
   def next_ops(self, tensor: str, skip: Callable[[Any], bool] = lambda n: False) -> list:
@@ -222,43 +222,11 @@ class OnnxGraph:
     return result
 
 
-def _flat_shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple]:
-  shapes = {}
-  for key, value in tree.items():
-    path = f"{prefix}{params_io.SEPARATOR}{key}" if prefix else key
-    shapes.update(_flat_shapes(value, path) if isinstance(value, Mapping)
-                  else {path: tuple(np.shape(value))})
-  return shapes
-
-
-def check_params_match(params: Mapping[str, Any], expected: Mapping[str, Any], source: str) -> None:
-  """Raises PretrainedFileError naming the missing, unexpected and mis-shaped arrays of a converted
-  tree against the model's (arrays or ShapeDtypeStructs; params or full variables)."""
-  got, want = _flat_shapes(params), _flat_shapes(expected)
-  missing = sorted(set(want) - set(got))
-  unexpected = sorted(set(got) - set(want))
-  mismatched = [f"{p}: {got[p]} vs expected {want[p]}" for p in sorted(set(got) & set(want))
-                if got[p] != want[p]]
-  problems = [f"{label} ({len(items)}): {items[:4]}{' ...' if len(items) > 4 else ''}"
-              for label, items in (("missing", missing), ("unexpected", unexpected),
-                                   ("wrong shape", mismatched)) if items]
-  if problems:
-    raise params_io.PretrainedFileError(f"{source}: does not match the model; " + "; ".join(problems))
-
-
 def convert_torch_file(src: str, dst: str, to_variables: Callable[[dict, str], dict], network: str,
                        variant: str) -> dict:
   """Reads a torch state dict (no torch needed), maps it with `to_variables(state, src)`, writes
   the params file `dst` for `network`/`variant`; returns the variables."""
   variables = to_variables(read_torch_state_dict(src), src)
-  params_io.save_params(dst, variables, network=network, variant=variant,
+  params_file.save_params(dst, variables, network=network, variant=variant,
                         extra_metadata={"source": src})
-  return variables
-
-
-def load_checked(network: str, variant: str, path: str, expected: Mapping[str, Any]) -> dict:
-  """A converted params file, checked against the model's tree `expected`; clear errors if the file
-  is missing, holds another network or variant, or does not match."""
-  variables, _ = params_io.load_pretrained(network, path, expected_variant=variant)
-  check_params_match(variables, expected, path)
   return variables

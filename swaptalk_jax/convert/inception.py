@@ -11,11 +11,12 @@ from typing import Mapping
 
 import numpy as np
 
-from swaptalk_jax.convert import common, params_io
+from swaptalk_jax import params_file
+from swaptalk_jax.convert import common
 from swaptalk_jax.models import inception
 
-NETWORK = "inception"
-VARIANT = "pt_inception-2015-12-05"
+NETWORK = inception.PARAMS_NETWORK
+VARIANT = inception.PARAMS_VARIANT
 FID_CLASSES = 1008  # the TF 2015-12-05 graph's classifier; torchvision's ImageNet model has 1000
 _BN_LEAVES = {"weight": ("params", "scale"), "bias": ("params", "bias"),
               "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
@@ -36,10 +37,10 @@ def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "st
                       source, "pytorch-fid FID InceptionV3")
   classes = np.shape(state.get("fc.weight", np.zeros((FID_CLASSES, 0))))[0]
   if classes != FID_CLASSES:
-    raise params_io.PretrainedFileError(
+    raise params_file.PretrainedFileError(
         f"{source}: classifier has {classes} classes; the FID graph has {FID_CLASSES} "
         "(torchvision's ImageNet InceptionV3 gives FID values that are not comparable); "
-        + params_io.SOURCES[NETWORK])
+        + params_file.SOURCES[NETWORK])
   variables: dict = {}
   for key, value in state.items():
     *modules, leaf = key.split(".")
@@ -52,16 +53,11 @@ def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "st
       collection, name = _BN_LEAVES[leaf]
       _set(variables, (collection, *modules, name), value)
     else:
-      raise params_io.PretrainedFileError(f"{source}: unexpected entry {key!r} {value.shape}")
-  common.check_params_match(variables, inception.abstract_variables(), source)
+      raise params_file.PretrainedFileError(f"{source}: unexpected entry {key!r} {value.shape}")
+  params_file.check_params_match(variables, inception.abstract_variables(), source)
   return variables
 
 
 def convert(src: str, dst: str, **unused_kwargs) -> dict:
   """Reads the torch checkpoint (no torch needed), writes the params file, returns the variables."""
   return common.convert_torch_file(src, dst, variables_from_state_dict, NETWORK, VARIANT)
-
-
-def load_variables(path: str) -> dict:
-  """A converted file -> variables for the model's `apply`; clear error if missing or wrong."""
-  return common.load_checked(NETWORK, VARIANT, path, inception.abstract_variables())

@@ -7,7 +7,8 @@ full LPIPS state dict.
 """
 import numpy as np
 
-from swaptalk_jax.convert import common, params_io
+from swaptalk_jax import params_file
+from swaptalk_jax.convert import common
 from swaptalk_jax.models import lpips, vgg
 
 NETWORK = "lpips"
@@ -56,7 +57,7 @@ def params_from_state_dicts(trunk_state: dict, head_state: dict, trunk_source: s
                             head_source: str = "heads") -> dict:
   params = dict(head_params(head_state, head_source))
   params["vgg"] = trunk_params(trunk_state, trunk_source)
-  common.check_params_match(params, lpips.lpips_param_shapes(), f"{trunk_source} + {head_source}")
+  params_file.check_params_match(params, lpips.lpips_param_shapes(), f"{trunk_source} + {head_source}")
   return params
 
 
@@ -68,7 +69,7 @@ def convert(source: str, destination: str, heads: str | None = None, **unused) -
   trunk_state = common.read_torch_state_dict(source)
   if heads is None:
     if not any(key.startswith("lin0.") for key in trunk_state):
-      raise ValueError(
+      raise params_file.PretrainedFileError(
           f"{source} holds no LPIPS heads; pass --heads with the lpips package's "
           "weights/v0.1/vgg.pth (pip install lpips; the file is in the installed package)")
     head_state, head_source = trunk_state, source
@@ -76,5 +77,5 @@ def convert(source: str, destination: str, heads: str | None = None, **unused) -
     head_state, head_source = common.read_torch_state_dict(heads), heads
   params = params_from_state_dicts(trunk_state, head_state, source, head_source)
   extra = {"source": source, "heads": head_source, "source_format": "torch"}
-  params_io.save_params(destination, params, network=NETWORK, variant=VARIANT, extra_metadata=extra)
+  params_file.save_params(destination, params, network=NETWORK, variant=VARIANT, extra_metadata=extra)
   return {"network": NETWORK, "variant": VARIANT, **extra}

@@ -9,11 +9,12 @@ from typing import Mapping
 
 import numpy as np
 
-from swaptalk_jax.convert import common, params_io
+from swaptalk_jax import params_file
+from swaptalk_jax.convert import common
 from swaptalk_jax.models import syncnet
 
-NETWORK = "syncnet"
-VARIANT = "syncnet_v2"
+NETWORK = syncnet.PARAMS_NETWORK
+VARIANT = syncnet.PARAMS_VARIANT
 _STREAMS = {"netcnnaud": "audio_cnn", "netfcaud": "audio_fc", "netcnnlip": "lip_cnn",
             "netfclip": "lip_fc"}
 _BN_LEAVES = {"weight": ("params", "scale"), "bias": ("params", "bias"),
@@ -51,7 +52,7 @@ def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "st
       continue
     kind = kinds.get((parts[0], int(parts[1]))) if len(parts) == 3 and parts[1].isdigit() else None
     if kind is None:
-      raise params_io.PretrainedFileError(f"{source}: unexpected entry {key!r} {np.shape(value)}")
+      raise params_file.PretrainedFileError(f"{source}: unexpected entry {key!r} {np.shape(value)}")
     seq, index, leaf = parts[0], int(parts[1]), parts[2]
     value = np.asarray(value, np.float32)
     collection = "params"
@@ -60,18 +61,13 @@ def variables_from_state_dict(state: Mapping[str, np.ndarray], source: str = "st
     elif kind != "bn" and leaf == "weight":
       leaf, value = "kernel", (_conv_kernel(value) if kind == "conv" else value.T)
     elif kind == "bn" or leaf != "bias":
-      raise params_io.PretrainedFileError(f"{source}: unexpected entry {key!r}")
+      raise params_file.PretrainedFileError(f"{source}: unexpected entry {key!r}")
     layer = variables[collection].setdefault(_STREAMS[seq], {}).setdefault(f"{seq}_{index}", {})
     layer[leaf] = np.ascontiguousarray(value)
-  common.check_params_match(variables, syncnet.abstract_variables(), source)
+  params_file.check_params_match(variables, syncnet.abstract_variables(), source)
   return variables
 
 
 def convert(src: str, dst: str, **unused_kwargs) -> dict:
   """Reads the torch checkpoint (no torch needed), writes the params file, returns the variables."""
   return common.convert_torch_file(src, dst, variables_from_state_dict, NETWORK, VARIANT)
-
-
-def load_variables(path: str) -> dict:
-  """A converted file -> variables for the model's `apply`; clear error if missing or wrong."""
-  return common.load_checked(NETWORK, VARIANT, path, syncnet.abstract_variables())

@@ -9,6 +9,7 @@ Compatibility (stage, model config, parameter shapes) is checked from metadata b
 import json
 import logging
 import os
+import pathlib
 from typing import Any, Optional
 
 import grain
@@ -17,11 +18,13 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from swaptalk_jax.errors import MissingFileError, UserError
+
 # Config sections that must match for a checkpoint to be resumed by a run.
 _IDENTITY_KEYS = ("stage", "model")
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError):
   """A workdir or checkpoint that this run cannot resume."""
 
 
@@ -114,3 +117,47 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any,
   restored = manager.restore(step, args=ocp.args.Composite(**items))
   logging.info("restored checkpoint step %d from %s", step, manager.directory)
   return restored["state"], (restored["data"] if data_iterator is not None else fresh_iterator)
+
+
+# ----------------------------------------------------------------------------- reading a run's params
+def step_dir(path: str, step: Optional[int] = None) -> pathlib.Path:
+  """The step folder of a `swaptalk train` run: `path` is the workdir, its checkpoints/ folder or
+  one step folder; `step` picks a step (default: the latest complete one)."""
+  p = pathlib.Path(path)
+  if (p / "state").is_dir() and step is None:
+    return p
+  if (p / "checkpoints").is_dir():
+    p = p / "checkpoints"
+  steps = {int(d.name): d for d in p.glob("*") if d.name.isdigit() and (d / "state").is_dir()}
+  if not steps:
+    raise MissingFileError(f"no checkpoint under {path} (expected <workdir>/checkpoints/<step>/state "
+                           "written by `swaptalk train`)")
+  if step is None:
+    return steps[max(steps)]
+  if step not in steps:
+    raise MissingFileError(f"no checkpoint of step {step} under {path}; it has steps {sorted(steps)}")
+  return steps[step]
+
+
+def load_params(workdir: str, group: str = "generator", ema: bool = True,
+                step: Optional[int] = None) -> tuple[Any, int, ml_collections.ConfigDict]:
+  """One parameter group of a `swaptalk train` run, for inference or as a frozen net of a later
+  stage: (params as host numpy arrays, step, the run's stored config).
+
+  ema=True takes the group's EMA params where the run kept them (config-dependent: see the Task's
+  ema_groups), else its raw params; ema=False always the raw params.
+  """
+  directory = step_dir(workdir, step)
+  state = ocp.StandardCheckpointer().restore(directory / "state")
+  groups = state.get("params", {})
+  if group not in groups:
+    raise UserError(f"{directory}: no parameter group {group!r} in the checkpoint; it has "
+                    f"{sorted(groups)}")
+  ema_params = state.get("ema_params") or {}
+  params = ema_params[group] if ema and group in ema_params else groups[group]
+  config_file = directory / "config" / "metadata"
+  try:
+    config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+  except (OSError, json.JSONDecodeError) as e:
+    raise UserError(f"{directory}: no readable config ({config_file}): {e}") from None
+  return params, int(directory.name), config

@@ -5,14 +5,13 @@ import signal
 import time
 from typing import Optional
 
-import flax.linen as nn
 import jax
-import ml_collections
 import numpy as np
 from clu import periodic_actions
 
-from swaptalk_jax.core import checkpoint, metrics, sharding
-from swaptalk_jax.core.trainer import Trainer, build_trainer, global_batch
+from swaptalk_jax.core import checkpoint, reporting
+from swaptalk_jax.core.trainer import Trainer, global_batch
+from swaptalk_jax.evaluators import common as evaluators
 
 
 class _Preemption:
@@ -43,20 +42,16 @@ def _agreed(flag: bool) -> bool:
 
 
 def evaluate(trainer: Trainer, state, writer, step: int) -> dict:
-  """Averages Task.eval_metrics over config.train.eval_batches eval batches; writes 'eval/*'."""
-  averager = metrics.Averager()
+  """Runs every evaluator of config.evals (default: the batch mean of Task.eval_metrics over
+  config.train.eval_batches) on the eval params and writes 'eval/<prefix><metric>', then the
+  Task's image summaries of the first eval batch. Returns the scores."""
   params = trainer.eval_params(state)
-  rng = jax.random.PRNGKey(trainer.config.seed + 1)
-  batch = None
-  eval_iter = trainer.make_eval_iter()
-  for i, local in zip(range(trainer.config.train.eval_batches), eval_iter):
-    batch = global_batch(local, trainer.batch_sharding)
-    averager.update(trainer.eval_fn(params, batch, jax.random.fold_in(rng, i)))
-  scores = averager.compute_and_reset()
+  scores = evaluators.run_all(trainer.evaluators, params)
   writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
+  batch = next(trainer.eval_context.batches(1), None)
   if batch is not None:
     images = trainer.summary_fn(params, batch)
-    writer.write_images(step, {f"eval/{k}": metrics.to_image_grid(v) for k, v in images.items()})
+    writer.write_images(step, {f"eval/{k}": reporting.to_image_grid(v) for k, v in images.items()})
   return scores
 
 
@@ -64,9 +59,8 @@ def run(trainer: Trainer, stop_after: Optional[int] = None):
   """Trains to config.train.num_steps (or `stop_after` more steps); returns the final state."""
   config = trainer.config
   tc = config.train
-  writer = metrics.make_writer(trainer.workdir)
-  with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES), \
-      _Preemption() as preemption:
+  writer = reporting.make_writer(trainer.workdir)
+  with trainer.scope(), _Preemption() as preemption:
     state = trainer.restore_or_init()
     step = int(state.step)
     if step == 0:
@@ -74,7 +68,7 @@ def run(trainer: Trainer, stop_after: Optional[int] = None):
     end = tc.num_steps if stop_after is None else min(tc.num_steps, step + stop_after)
     report = periodic_actions.ReportProgress(num_train_steps=tc.num_steps, writer=writer,
                                              every_steps=tc.log_every)
-    averager = metrics.Averager()
+    averager = reporting.Averager()
     global_batch_size = trainer.batch_spec[next(iter(trainer.batch_spec))].shape[0]
     last_log = (time.perf_counter(), step)
     logging.info("training %s from step %d to %d in %s", config.stage, step, end, trainer.workdir)
@@ -103,8 +97,3 @@ def run(trainer: Trainer, stop_after: Optional[int] = None):
     trainer.manager.wait_until_finished()
     writer.flush()
   return state
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
-  """Entry point of `swaptalk train`."""
-  return run(build_trainer(config, workdir))

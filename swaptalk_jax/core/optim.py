@@ -2,6 +2,8 @@
 import ml_collections
 import optax
 
+from swaptalk_jax.errors import UserError
+
 _OPTIMIZERS = ("adam", "adamw")
 _SCHEDULES = ("cosine", "constant")
 
@@ -22,11 +24,11 @@ def learning_rate_schedule(cfg: ml_collections.ConfigDict, num_steps: int) -> op
 
 def validate_optimizer_config(group: str, cfg: ml_collections.ConfigDict) -> None:
   if cfg.optimizer not in _OPTIMIZERS:
-    raise ValueError(f"config.optim.{group}.optimizer={cfg.optimizer!r}; choose one of {_OPTIMIZERS}")
+    raise UserError(f"config.optim.{group}.optimizer={cfg.optimizer!r}; choose one of {_OPTIMIZERS}")
   if cfg.schedule not in _SCHEDULES:
-    raise ValueError(f"config.optim.{group}.schedule={cfg.schedule!r}; choose one of {_SCHEDULES}")
+    raise UserError(f"config.optim.{group}.schedule={cfg.schedule!r}; choose one of {_SCHEDULES}")
   if not cfg.learning_rate > 0:
-    raise ValueError(f"config.optim.{group}.learning_rate must be > 0, got {cfg.learning_rate}")
+    raise UserError(f"config.optim.{group}.learning_rate must be > 0, got {cfg.learning_rate}")
 
 
 def make_optimizer(group: str, cfg: ml_collections.ConfigDict, num_steps: int):

@@ -13,10 +13,16 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from swaptalk_jax.errors import UserError
+
 MESH_AXES = ("data", "fsdp")
 BATCH_AXES = ("data", "fsdp")
 
-# Logical name -> mesh axis (or None). Activations: 'batch' splits over both mesh axes.
+# Logical name -> mesh axis (or None), for parameters and activations alike. 'batch' splits over
+# both mesh axes; the big dimension of conv and dense kernels over 'fsdp'. Transformers name their
+# weights and activations 'heads', 'kv' (per-head features), 'mlp' and 'length' (sequence); they
+# stay unsharded until a 'model' mesh axis exists. A config extends or overrides these with
+# `config.logical_axis_rules` (see `rules_from_config`), MaxText's `logical_axis_rules`.
 LOGICAL_RULES = (
     ("batch", BATCH_AXES),
     ("conv_out", "fsdp"),
@@ -24,6 +30,8 @@ LOGICAL_RULES = (
     ("vocab", None),
     ("mlp", None),
     ("heads", None),
+    ("kv", None),
+    ("length", None),
     ("conv_h", None),
     ("conv_w", None),
     ("conv_in", None),
@@ -31,22 +39,40 @@ LOGICAL_RULES = (
 )
 
 
+def rules_from_config(config) -> tuple:
+  """LOGICAL_RULES with `config.logical_axis_rules` applied: a pair (name, mesh axes) replaces the
+  rule of that name, a new name is appended. Mesh axes are None, a mesh axis or a tuple of them."""
+  extra = config.get("logical_axis_rules", None) or ()
+  rules = dict(LOGICAL_RULES)
+  for entry in extra:
+    if len(entry) != 2 or not isinstance(entry[0], str):
+      raise UserError(f"config.logical_axis_rules entries are (logical name, mesh axes), got {entry!r}")
+    name, axes = entry
+    names = () if axes is None else ((axes,) if isinstance(axes, str) else tuple(axes))
+    unknown = [a for a in names if a not in MESH_AXES]
+    if unknown:
+      raise UserError(f"config.logical_axis_rules: {name!r} -> unknown mesh axes {unknown}; the mesh "
+                      f"has {MESH_AXES}")
+    rules[name] = axes if axes is None or isinstance(axes, str) else tuple(axes)
+  return tuple(rules.items())
+
+
 def make_mesh(mesh_config: Mapping[str, int], devices=None) -> Mesh:
   """Mesh with axes ('data', 'fsdp') from config sizes; one size may be -1 (the rest)."""
   devices = list(jax.devices() if devices is None else devices)
   unknown = set(mesh_config) - set(MESH_AXES)
   if unknown:
-    raise ValueError(f"config.mesh has unknown axes {sorted(unknown)}; allowed: {MESH_AXES}")
+    raise UserError(f"config.mesh has unknown axes {sorted(unknown)}; allowed: {MESH_AXES}")
   sizes = [int(mesh_config.get(a, 1)) for a in MESH_AXES]
   if sizes.count(-1) > 1:
-    raise ValueError(f"config.mesh: at most one axis may be -1, got {dict(zip(MESH_AXES, sizes))}")
+    raise UserError(f"config.mesh: at most one axis may be -1, got {dict(zip(MESH_AXES, sizes))}")
   known = math.prod(s for s in sizes if s != -1)
   if -1 in sizes:
     if len(devices) % known:
-      raise ValueError(f"config.mesh {dict(zip(MESH_AXES, sizes))} does not divide {len(devices)} devices")
+      raise UserError(f"config.mesh {dict(zip(MESH_AXES, sizes))} does not divide {len(devices)} devices")
     sizes[sizes.index(-1)] = len(devices) // known
   if math.prod(sizes) != len(devices):
-    raise ValueError(f"config.mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
+    raise UserError(f"config.mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
                      f"{len(devices)} are present")
   return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES),
                        devices=devices)

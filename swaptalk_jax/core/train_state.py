@@ -7,7 +7,6 @@ Optimizers are not in the state (they are static functions of the config).
 from typing import Any, Mapping
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -40,7 +39,3 @@ def init_train_state(task, txs: Mapping[str, optax.GradientTransformation], rng:
       task_state=dict(task.init_task_state(params)),
       rng=state_rng,
       nonfinite_steps=jnp.zeros((), jnp.int32))
-
-
-def unboxed(state: TrainState) -> TrainState:
-  return nn.unbox(state)

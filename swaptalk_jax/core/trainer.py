@@ -1,12 +1,16 @@
-"""Builds everything a run needs from its config, before anything is compiled.
+"""Builds everything a run needs from its config and its stage, before anything is compiled.
 
-Mesh, Task, optimizers, data iterators, the abstract train state with its shardings, the checkpoint
-manager (and its compatibility check), and the jitted init / train / eval / summary functions with
-explicit in/out shardings. `loop.py` drives it.
+Mesh, optimizers, data iterators, the abstract train state with its shardings, the checkpoint
+manager (and its compatibility check), the evaluators, and the jitted init / train / eval / summary
+functions with explicit in/out shardings. `loop.py` drives it. The core does not know the stages:
+the caller hands in the stage's Task and data module (`trainers/registry.py` does it by
+config.stage).
 """
+import contextlib
 import dataclasses
+import functools
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -18,27 +22,29 @@ from swaptalk_jax.core import checkpoint, optim, sharding
 from swaptalk_jax.core.task import FROZEN
 from swaptalk_jax.core.train_state import TrainState, init_train_state
 from swaptalk_jax.core.train_step import make_train_step
-from swaptalk_jax.trainers import registry
+from swaptalk_jax.errors import UserError
+from swaptalk_jax.evaluators import common as evaluators
 
 
 def validate_config(config: ml_collections.ConfigDict, task) -> None:
   """Fails with a one-line message on configs that cannot run, before compiling."""
   groups = set(task.groups)
   if FROZEN in groups:
-    raise ValueError(f"stage {config.stage!r}: a parameter group may not be called {FROZEN!r} "
+    raise UserError(f"stage {config.stage!r}: a parameter group may not be called {FROZEN!r} "
                      "(reserved for the frozen pretrained networks)")
   configured = set(config.optim.keys())
   if groups != configured:
-    raise ValueError(f"config.optim must configure exactly the groups of stage {config.stage!r}: "
+    raise UserError(f"config.optim must configure exactly the groups of stage {config.stage!r}: "
                      f"{sorted(groups)}; got {sorted(configured)}")
   t = config.train
   if t.compute_dtype not in ("float32", "bfloat16"):
-    raise ValueError(f"config.train.compute_dtype={t.compute_dtype!r}; use 'float32' or 'bfloat16'")
+    raise UserError(f"config.train.compute_dtype={t.compute_dtype!r}; use 'float32' or 'bfloat16'")
   for key in ("num_steps", "grad_accum_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
     if int(t[key]) < 1:
-      raise ValueError(f"config.train.{key} must be >= 1, got {t[key]}")
+      raise UserError(f"config.train.{key} must be >= 1, got {t[key]}")
   if not 0.0 <= t.ema_decay < 1.0:
-    raise ValueError(f"config.train.ema_decay must be in [0, 1), got {t.ema_decay}")
+    raise UserError(f"config.train.ema_decay must be in [0, 1), got {t.ema_decay}")
+  evaluators.check_configs(config)
 
 
 def global_batch(local_batch: dict, batch_sharding) -> dict:
@@ -71,10 +77,23 @@ class Trainer:
   step_fn: Callable                    # (state, batch, frozen) -> (state, metrics)
   eval_fn: Callable                    # (eval_params, batch, rng) -> metrics
   summary_fn: Callable                 # (eval_params, batch) -> images
+  rules: tuple                         # logical axis rules (sharding.rules_from_config)
+  eval_context: evaluators.EvalContext
 
   @property
   def batch_sharding(self):
     return sharding.batch_sharding(self.mesh)
+
+  @contextlib.contextmanager
+  def scope(self):
+    """The mesh and the logical axis rules every use of the jitted functions runs under."""
+    with jax.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
+      yield
+
+  @functools.cached_property
+  def evaluators(self) -> list:
+    """config.evals, built on first use (see swaptalk_jax/evaluators/common.py)."""
+    return evaluators.make_evaluators(self.config, self.eval_context)
 
   def restore_or_init(self) -> TrainState:
     latest = self.manager.latest_step()
@@ -94,24 +113,33 @@ class Trainer:
     return {**state.params, **state.ema_params, FROZEN: self.frozen}
 
 
-def build_trainer(config: ml_collections.ConfigDict, workdir: str, devices=None) -> Trainer:
-  task = registry.make_task(config)
+def build_trainer(config: ml_collections.ConfigDict, workdir: str, task: Any = None,
+                  data: Any = None, devices: Optional[list] = None) -> Trainer:
+  """The Trainer of `config` for `task` (a Task) on `data` (a module or object with
+  make_train_iterator / make_eval_iterator(config, process_index, process_count)).
+
+  For a config's own stage use `swaptalk_jax.trainers.registry.build_trainer(config, workdir,
+  devices=...)`, which looks both up by config.stage and calls this."""
+  if task is None or data is None:
+    raise TypeError("core.trainer.build_trainer needs task= and data=; "
+                    "swaptalk_jax.trainers.registry.build_trainer(config, workdir, devices=...) "
+                    "finds them from config.stage")
   validate_config(config, task)
   mesh = sharding.make_mesh(config.mesh, devices)
+  rules = sharding.rules_from_config(config)
   num_steps = int(config.train.num_steps)
   txs, schedules = {}, {}
   for group in task.groups:
     txs[group], schedules[group] = optim.make_optimizer(group, config.optim[group], num_steps)
 
   pid, count = jax.process_index(), jax.process_count()
-  data = registry.data_module(config)
   train_iter = data.make_train_iterator(config, pid, count)
   probe = next(iter(data.make_train_iterator(config, pid, count)))
   batch_spec = {k: jax.ShapeDtypeStruct((v.shape[0] * count,) + v.shape[1:], v.dtype)
                 for k, v in probe.items()}
   global_size = next(iter(batch_spec.values())).shape[0]
   if global_size % mesh.size:
-    raise ValueError(f"global batch {global_size} is not divisible by the {mesh.size} devices of the mesh")
+    raise UserError(f"global batch {global_size} is not divisible by the {mesh.size} devices of the mesh")
 
   def example_batch():
     return {k: jnp.zeros((1,) + s.shape[1:], s.dtype) for k, s in batch_spec.items()}
@@ -119,9 +147,9 @@ def build_trainer(config: ml_collections.ConfigDict, workdir: str, devices=None)
   def boxed_init(rng):
     return init_train_state(task, txs, rng, example_batch())
 
-  with jax.set_mesh(mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     abstract_boxed = jax.eval_shape(boxed_init, jax.random.PRNGKey(0))
-    state_shardings = sharding.logical_to_shardings(abstract_boxed, mesh,
+    state_shardings = sharding.logical_to_shardings(abstract_boxed, mesh, rules,
                                                     min_size=config.fsdp_min_size)
   abstract_state = _with_shardings(sharding.strip_boxes(abstract_boxed), state_shardings)
 
@@ -148,9 +176,20 @@ def build_trainer(config: ml_collections.ConfigDict, workdir: str, devices=None)
                     out_shardings=replicated)
   summary_fn = jax.jit(task.summaries, in_shardings=(params_shardings, batch_shardings),
                        out_shardings=replicated)
+
+  def make_eval_iter():
+    return data.make_eval_iterator(config, pid, count)
+
+  def jit_predict(fn):
+    return jax.jit(fn, in_shardings=(params_shardings, batch_shardings), out_shardings=replicated)
+
+  eval_context = evaluators.EvalContext(
+      task=task, config=config, make_eval_iter=make_eval_iter,
+      to_global=lambda local: global_batch(local, batch_sharding), jit_predict=jit_predict,
+      eval_fn=eval_fn)
   return Trainer(
       config=config, workdir=workdir, mesh=mesh, task=task, txs=txs, schedules=schedules,
-      train_iter=train_iter, make_eval_iter=lambda: data.make_eval_iterator(config, pid, count),
-      batch_spec=batch_spec, state_shardings=state_shardings, abstract_state=abstract_state,
-      manager=manager, frozen=frozen, init_fn=init_fn, step_fn=step_fn, eval_fn=eval_fn,
-      summary_fn=summary_fn)
+      train_iter=train_iter, make_eval_iter=make_eval_iter, batch_spec=batch_spec,
+      state_shardings=state_shardings, abstract_state=abstract_state, manager=manager,
+      frozen=frozen, init_fn=init_fn, step_fn=step_fn, eval_fn=eval_fn, summary_fn=summary_fn,
+      rules=rules, eval_context=eval_context)

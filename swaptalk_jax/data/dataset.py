@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 
 from swaptalk_jax.data import records
 from swaptalk_jax.data.records import ExtraSpec, RecordError
+from swaptalk_jax.errors import MissingFileError, UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +54,7 @@ def load_meta(dataset_dir: str | pathlib.Path) -> DatasetMeta:
   """Reads and checks `dataset_dir/metadata.json`; clear errors when it is missing or too new."""
   path = pathlib.Path(dataset_dir) / "metadata.json"
   if not path.exists():
-    raise FileNotFoundError(f"{path}: no clip table; is {dataset_dir} a dataset written by "
+    raise MissingFileError(f"{path}: no clip table; is {dataset_dir} a dataset written by "
                             "`swaptalk prepare` (a <data_dir>/<name>/<version> folder)?")
   with path.open() as f:
     meta = json.load(f)
@@ -103,7 +104,7 @@ class SplitReader:
     self.dataset_dir, self.split = str(dataset_dir), split
     self.meta = cached_meta(self.dataset_dir)
     if split not in self.meta.clip_tables:
-      raise KeyError(f"{self.dataset_dir}: no split {split!r} "
+      raise UserError(f"{self.dataset_dir}: no split {split!r} "
                      f"(has {sorted(self.meta.clip_tables)})")
     self.clips = self.meta.clip_tables[split]
     self._source = None
@@ -234,3 +235,14 @@ def labelled_frames(dataset_dir: str | pathlib.Path, split: str, frames_per_clip
       groups.append(entry.clip_id)
   return np.stack(images), np.array(labels), np.array(groups)
 
+
+
+def summary(dataset_dir: str | pathlib.Path) -> str:
+  """One line per split: clips, identities, records, frames."""
+  meta = load_meta(dataset_dir)
+  lines = []
+  for split, table in meta.clip_tables.items():
+    lines.append(f"  {split}: {len(table)} clips, {len({c.identity for c in table})} identities, "
+                 f"{sum(c.num_chunks for c in table)} records, "
+                 f"{sum(c.num_frames for c in table)} frames")
+  return "\n".join(lines)

@@ -17,6 +17,7 @@ import grain
 import ml_collections
 
 from swaptalk_jax.data import assemble, sampling
+from swaptalk_jax.errors import MissingFileError, UserError
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -57,7 +58,7 @@ def dataset_path(source: dict) -> pathlib.Path:
                     key=lambda p: tuple(int(x) for x in p.name.split(".") if x.isdigit()))
   if not versions:
     command = f"swaptalk prepare {source['name'] if source['name'] == 'synthetic' else '<source>'}"
-    raise FileNotFoundError(f"no prepared dataset at {root} (expected {root}/<version>/"
+    raise MissingFileError(f"no prepared dataset at {root} (expected {root}/<version>/"
                             f"metadata.json): run `{command} --out {source['data_dir']}` or set "
                             "data.sources")
   return versions[-1]
@@ -70,12 +71,12 @@ def resolve_config(data_config: ml_collections.ConfigDict) -> ml_collections.Con
       else dict(data_config)
   unknown = sorted(set(given) - set(out))
   if unknown:
-    raise ValueError(f"unknown data config keys {unknown}; known: {sorted(out)}")
+    raise UserError(f"unknown data config keys {unknown}; known: {sorted(out)}")
   for key, value in given.items():
     if isinstance(out[key], ml_collections.ConfigDict):
       bad = sorted(set(value) - set(out[key]))
       if bad:
-        raise ValueError(f"unknown data config keys {[f'{key}.{b}' for b in bad]}; known: "
+        raise UserError(f"unknown data config keys {[f'{key}.{b}' for b in bad]}; known: "
                          f"{sorted(out[key])}")
       out[key].update(value)
     else:
@@ -88,7 +89,7 @@ def plan_dataset(stage: str, config: ml_collections.ConfigDict, split: str, trai
   """Example plans (`sampling.py`) of all sources mixed by weight, and the (dataset_dir, split)
   of each source in plan 'source' order."""
   if stage not in sampling.STAGES:
-    raise ValueError(f"unknown stage {stage!r} (one of {sampling.STAGES})")
+    raise UserError(f"unknown stage {stage!r} (one of {sampling.STAGES})")
   stage_config = dict(config[stage])
   if not train:
     stage_config["flip_prob"] = 0.0
@@ -106,7 +107,7 @@ def plan_dataset(stage: str, config: ml_collections.ConfigDict, split: str, trai
     sources.append((path, split))
     weights.append(float(source.get("weight", 1.0)))
   if not per_source:
-    raise ValueError("data config has no sources")
+    raise UserError("data config has no sources")
   ds = per_source[0] if len(per_source) == 1 else grain.MapDataset.mix(per_source, weights)
   return ds, sources
 
@@ -115,13 +116,13 @@ def _make_iterator(stage: str, data_config: ml_collections.ConfigDict, split_key
                    train: bool, process_index: int, process_count: int) -> grain.DatasetIterator:
   config = resolve_config(data_config)
   if config.batch_size % process_count:
-    raise ValueError(f"global batch_size {config.batch_size} is not divisible by "
+    raise UserError(f"global batch_size {config.batch_size} is not divisible by "
                      f"process_count {process_count}")
   if not 0 <= process_index < process_count:
-    raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+    raise UserError(f"process_index {process_index} not in [0, {process_count})")
   per_read = int(config[stage].get("frames_per_read", 1))
   if config.batch_size % (per_read * process_count):
-    raise ValueError(f"global batch_size {config.batch_size} is not divisible by "
+    raise UserError(f"global batch_size {config.batch_size} is not divisible by "
                      f"{stage}.frames_per_read {per_read} x process_count {process_count}")
   ds, sources = plan_dataset(stage, config, config[split_key], train)
   ds = ds.batch(config.batch_size // per_read, drop_remainder=True, batch_fn=list)

@@ -24,6 +24,7 @@ from PIL import Image
 from swaptalk_jax.audio.mel import DEFAULT as MEL_CONFIG
 from swaptalk_jax.audio.mel import log_mel, mel_start_for_frame
 from swaptalk_jax.data.clip import FPS, SAMPLE_RATE, Clip
+from swaptalk_jax.errors import UserError
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -37,7 +38,7 @@ SAMPLES_PER_FRAME = SAMPLE_RATE // FPS       # 640
 MelFn = Callable[[np.ndarray], np.ndarray]  # float32 [N] 16 kHz -> [1 + N // 200, 80]
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
   """A record that cannot be read or decoded; the message names the file and record."""
 
 

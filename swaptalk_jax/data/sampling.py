@@ -15,6 +15,7 @@ import numpy as np
 
 from swaptalk_jax.audio.mel import mel_start_for_frame, num_steps_for_frames
 from swaptalk_jax.data import dataset
+from swaptalk_jax.errors import UserError
 
 STAGES = ("vqgan", "swap", "lip_expert", "lipsync")
 FRAMES = "frames_jpeg"
@@ -40,7 +41,7 @@ class SplitIndex:
       start = 0
       for k, n in enumerate(entry.chunk_frames):
         if entry.first_record + k != len(clip_of):
-          raise ValueError(f"{meta.path}: clip table of {split!r} is not in record order at "
+          raise UserError(f"{meta.path}: clip table of {split!r} is not in record order at "
                            f"clip {entry.clip_id}")
         by_identity.setdefault(entry.identity, []).append(len(clip_of))
         clip_of.append(c)
@@ -82,17 +83,17 @@ class PlanSampler(grain.transforms.RandomMap):
     self.index = SplitIndex.build(dataset.cached_meta(dataset_dir), split)
     self.eligible = eligible_records(self.index, stage, self.window)
     if len(self.eligible) == 0:
-      raise ValueError(f"{dataset_dir} {split}: no records usable for stage {stage!r}")
+      raise UserError(f"{dataset_dir} {split}: no records usable for stage {stage!r}")
     extras = dataset.cached_meta(dataset_dir).extras
     if stage == "lipsync" and self.cfg.get("resync_gt") and not (
         getattr(extras.get("resync_gt_frames"), "kind", None) == "frames"
         and getattr(extras.get("resync_audio"), "kind", None) == "audio"):
-      raise ValueError(f"{dataset_dir}: lipsync.resync_gt needs the extras resync_gt_frames and "
+      raise UserError(f"{dataset_dir}: lipsync.resync_gt needs the extras resync_gt_frames and "
                        f"resync_audio (the synthetic set has them); this dataset has "
                        f"{sorted(extras)}")
     if stage == "swap" and len(self.index.identities) < 2 and \
         self.cfg.get("same_identity_fraction", 0.5) < 1:
-      raise ValueError(f"{dataset_dir} {split}: swap pairs across identities need >= 2 identities, "
+      raise UserError(f"{dataset_dir} {split}: swap pairs across identities need >= 2 identities, "
                        f"found {len(self.index.identities)}")
 
   def __len__(self) -> int:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from swaptalk_jax.convert import params_io
+from swaptalk_jax import params_file
 from swaptalk_jax.models import arcface
 
 def region_for_landmarks(landmarks_5: np.ndarray, crop_size: int) -> tuple[float, float, float]:
@@ -63,6 +63,6 @@ def identity_loss(arcface_params: dict, x: jax.Array, y: jax.Array,
 
 def load_arcface_params(path: str, variant: str | None = None) -> dict:
   """Converted ArcFace params (file from `swaptalk convert arcface`), as device arrays."""
-  params, _ = params_io.load_pretrained("arcface", path, variant)
+  params, _ = params_file.load_pretrained("arcface", path, variant)
   return jax.tree_util.tree_map(jnp.asarray, params)
 

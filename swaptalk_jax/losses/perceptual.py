@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from swaptalk_jax.convert import params_io
+from swaptalk_jax import params_file
 from swaptalk_jax.models import lpips as lpips_model
 
 LPIPS_VARIANT = "vgg16"
@@ -22,6 +22,6 @@ def lpips_loss(params: dict, x: jax.Array, y: jax.Array, dtype: Any = jnp.float3
 
 def load_lpips_params(path: str) -> dict:
   """The converted LPIPS params (file from `swaptalk convert lpips`), as device arrays."""
-  params, _ = params_io.load_pretrained("lpips", path, LPIPS_VARIANT)
+  params, _ = params_file.load_pretrained("lpips", path, LPIPS_VARIANT)
   return jax.tree_util.tree_map(jnp.asarray, params)
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from swaptalk_jax import params_file
 from swaptalk_jax.models.layers import Conv
 
 Dtype = Any
@@ -154,8 +155,7 @@ def arcface_param_shapes(variant: str = "r50", blocks: Sequence[int] | None = No
 def init_arcface_params(seed: int = 0, variant: str = "r50", blocks: Sequence[int] | None = None
                         ) -> dict:
   """Random stand-in params (tests, benchmarks); real ones come from `swaptalk convert arcface`."""
-  from swaptalk_jax.convert.params_io import random_params  # pylint: disable=g-import-not-at-top
-  return random_params(arcface_param_shapes(variant, blocks), seed)
+  return params_file.random_params(arcface_param_shapes(variant, blocks), seed)
 
 
 def blocks_of_params(params: dict) -> tuple[int, ...]:

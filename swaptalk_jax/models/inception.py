@@ -13,7 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from swaptalk_jax import params_file
 from swaptalk_jax.models.layers import Conv
+
+# The header of this network's params file (written by `swaptalk convert inception`).
+PARAMS_NETWORK = "inception"
+PARAMS_VARIANT = "pt_inception-2015-12-05"
 
 Dtype = Any
 
@@ -218,3 +223,9 @@ def abstract_variables(model: FIDInceptionV3 = FIDInceptionV3()) -> Any:
   """Shape/dtype tree of the model's variables (no compute): what a converted file must match."""
   images = jax.ShapeDtypeStruct((1, INPUT_SIZE, INPUT_SIZE, 3), jnp.float32)
   return nn.unbox(jax.eval_shape(model.init, jax.random.key(0), images))
+
+
+def load_variables(path: str) -> dict:
+  """A params file from `swaptalk convert inception` -> variables for `apply`; a clear error if it is
+  missing, holds another network or does not match the model."""
+  return params_file.load_checked(PARAMS_NETWORK, PARAMS_VARIANT, path, abstract_variables())

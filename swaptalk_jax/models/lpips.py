@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from swaptalk_jax import params_file
 from swaptalk_jax.models.layers import Conv
 from swaptalk_jax.models.vgg import TAP_NAMES, VGG16_STAGES, VGG16Features
 
@@ -62,8 +63,7 @@ def lpips_param_shapes() -> dict:
 
 def init_lpips_params(seed: int = 0) -> dict:
   """Random stand-in params (tests, benchmarks); real ones come from `swaptalk convert lpips`."""
-  from swaptalk_jax.convert.params_io import random_params  # pylint: disable=g-import-not-at-top
-  return random_params(lpips_param_shapes(), seed)
+  return params_file.random_params(lpips_param_shapes(), seed)
 
 
 def lpips_distance(params: dict, x: jax.Array, y: jax.Array, dtype: Dtype = jnp.float32) -> jax.Array:

@@ -17,7 +17,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from swaptalk_jax import params_file
 from swaptalk_jax.models.layers import Conv, dense
+
+# The header of this network's params file (written by `swaptalk convert syncnet`).
+PARAMS_NETWORK = "syncnet"
+PARAMS_VARIANT = "syncnet_v2"
 
 Dtype = Any
 
@@ -125,3 +130,9 @@ def abstract_variables(model: SyncNet = SyncNet()) -> Any:
   mfcc = jax.ShapeDtypeStruct((1, MFCC_COEFFS, MFCC_STEPS), jnp.float32)
   frames = jax.ShapeDtypeStruct((1, LIP_FRAMES, LIP_SIZE, LIP_SIZE, 3), jnp.float32)
   return nn.unbox(jax.eval_shape(model.init, jax.random.key(0), mfcc, frames))
+
+
+def load_variables(path: str) -> dict:
+  """A params file from `swaptalk convert syncnet` -> variables for `apply`; a clear error if it is
+  missing, holds another network or does not match the model."""
+  return params_file.load_checked(PARAMS_NETWORK, PARAMS_VARIANT, path, abstract_variables())

@@ -6,65 +6,59 @@ import dataclasses
 import grain
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from swaptalk_jax.core.task import TaskHooks
+from swaptalk_jax.errors import UserError
 from swaptalk_jax.models.toy import ToyAutoencoder, ToyCritic
-
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
 class ToyTask(TaskHooks):
-  config: ml_collections.ConfigDict
+  """The toy Task; its modules are built once from the config (`make_task`), like every stage's."""
+  model: ToyAutoencoder
+  critic: ToyCritic
+  critic_start: int
   groups: tuple = ("model", "critic")
   ema_groups: tuple = ("model",)
 
-  @property
-  def _dtype(self):
-    return _DTYPES[self.config.train.compute_dtype]
-
-  def _model(self):
-    return ToyAutoencoder(self.config.model.channels, self._dtype)
-
-  def _critic(self):
-    return ToyCritic(self.config.model.critic_channels, self._dtype)
-
   def init_params(self, rng, batch):
     r1, r2 = jax.random.split(rng)
-    return {"model": self._model().init(r1, batch["image"])["params"],
-            "critic": self._critic().init(r2, batch["image"])["params"]}
+    return {"model": self.model.init(r1, batch["image"])["params"],
+            "critic": self.critic.init(r2, batch["image"])["params"]}
 
   def loss(self, group, params, batch, rng, step, carry):
     x = batch["image"]
     if group == "model":
-      recon = self._model().apply({"params": params["model"]}, x)
+      recon = self.model.apply({"params": params["model"]}, x)
       per_example = jnp.mean((recon - x) ** 2, axis=(1, 2, 3))
       return per_example.mean(), ({"mse": per_example.mean()},
                                   jax.lax.stop_gradient((recon, per_example)))
     recon, per_example = carry
-    pred = self._critic().apply({"params": params["critic"]}, recon)
+    pred = self.critic.apply({"params": params["critic"]}, recon)
     return jnp.mean((pred - per_example) ** 2), ({}, None)
 
   def is_active(self, group, step):
     if group == "critic":
-      return step >= self.config.model.critic_start
+      return step >= self.critic_start
     return jnp.array(True)
 
   def eval_metrics(self, params, batch, rng):
-    recon = self._model().apply({"params": params["model"]}, batch["image"])
+    recon = self.model.apply({"params": params["model"]}, batch["image"])
     mse = jnp.mean((recon - batch["image"]) ** 2, axis=(1, 2, 3))
     return {"mse": mse.mean(), "psnr": jnp.mean(10 * jnp.log10(4.0 / mse))}
 
   def summaries(self, params, batch):
     x = batch["image"][:4]
-    recon = self._model().apply({"params": params["model"]}, x)
+    recon = self.model.apply({"params": params["model"]}, x)
     return {"input_recon": (jnp.concatenate([x, recon], axis=2) + 1) / 2}
 
 
 def make_task(config) -> ToyTask:
-  return ToyTask(config)
+  dtype = jnp.dtype(config.train.compute_dtype)
+  return ToyTask(model=ToyAutoencoder(config.model.channels, dtype),
+                 critic=ToyCritic(config.model.critic_channels, dtype),
+                 critic_start=int(config.model.critic_start))
 
 
 class _RenderImage:
@@ -99,7 +93,7 @@ class _LocalRows:
 def _iterator(config, process_index, process_count, seed, num_examples):
   d = config.data
   if d.batch_size % process_count:
-    raise ValueError(f"config.data.batch_size={d.batch_size} is not divisible by {process_count} processes")
+    raise UserError(f"config.data.batch_size={d.batch_size} is not divisible by {process_count} processes")
   ds = grain.MapDataset.range(num_examples).shuffle(seed=seed).repeat(None)
   ds = ds.batch(d.batch_size, drop_remainder=True)
   ds = ds.map(_LocalRows(d.image_size, process_index, process_count))

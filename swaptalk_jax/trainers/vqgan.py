@@ -13,9 +13,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from swaptalk_jax.core.task import FROZEN, STATS, TaskHooks
+from swaptalk_jax.errors import UserError
 from swaptalk_jax.losses import gan as gan_losses
 from swaptalk_jax.losses import vq as vq_losses
 from swaptalk_jax.models.conv_ops import conv2d
@@ -47,7 +47,7 @@ def load_frozen_nets(config: ml_collections.ConfigDict) -> dict[str, Any]:
       continue
     kind = "lpips" if name == "lpips" else "identity"
     if not files[field]:
-      raise ValueError(f"config.loss.{kind}_weight={weight} needs pretrained weights but "
+      raise UserError(f"config.loss.{kind}_weight={weight} needs pretrained weights but "
                        f"config.pretrained.{field} is not set; convert them with `swaptalk convert "
                        f"{name} SRC DST` or set the weight to 0")
     if name == "lpips":
@@ -247,6 +247,13 @@ class VQGANTask(TaskHooks):
       metrics.update({f"{k}_{name}": v for k, v in usage.items()})
     return metrics
 
+  def token_indices(self, params, batch) -> jax.Array:
+    """Token indices int [B, h, w] of the batch's images (rows [0, h/2) index C^U, the rest C^B):
+    what the `codebook_usage` evaluator counts over the eval split."""
+    gen = nn.unbox(params["generator"])
+    return self.model.apply({"params": gen}, batch["image"].astype(jnp.float32),
+                            method=HalfSplitVQGAN.encode_to_indices)
+
   def summaries(self, params, batch):
     """'reconstruction': input | reconstruction | halves mixed (upper tokens of example i with
     lower tokens of example i+1 — shows that the halves decode independently)."""
@@ -278,21 +285,6 @@ def make_train_iterator(config: ml_collections.ConfigDict, process_index: int, p
   """Process-local batches {'image': [B, S, S, 3] in [-1, 1]} of `config.data` (grain, resumable)."""
   from swaptalk_jax.data import pipelines  # pylint: disable=g-import-not-at-top
   return pipelines.make_train_iterator("vqgan", config.data, process_index, process_count)
-
-
-def eval_set_code_usage(config: ml_collections.ConfigDict, generator_params) -> dict[str, float]:
-  """Fraction of each codebook's codes used at all by the tokens of `config.train.eval_batches`
-  eval batches (unseen identities): 'upper', 'lower', and 'tokens_per_half' (the sample size)."""
-  from swaptalk_jax.data import pipelines  # pylint: disable=g-import-not-at-top
-  model = vqgan_from_config(config.model)
-  images = np.concatenate([b["image"] for _, b in zip(
-      range(config.train.eval_batches), pipelines.make_eval_iterator("vqgan", config.data))])
-  indices = np.asarray(jax.jit(lambda p, x: model.apply(
-      {"params": p}, x, method=HalfSplitVQGAN.encode_to_indices))(generator_params, images))
-  half, k = indices.shape[1] // 2, config.model.num_codes
-  return {"upper": len(np.unique(indices[:, :half])) / k,
-          "lower": len(np.unique(indices[:, half:])) / k,
-          "tokens_per_half": int(indices[:, :half].size)}
 
 
 def make_eval_iterator(config: ml_collections.ConfigDict, process_index: int, process_count: int):

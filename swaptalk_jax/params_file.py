@@ -1,4 +1,5 @@
-"""The one params-file format of the project: a flat dict of arrays in safetensors + a metadata header.
+"""The runtime weights format of the project (read by losses, metrics and models; written by
+`swaptalk convert`): a flat dict of arrays in safetensors + a metadata header.
 
 Keys are '/'-joined paths of the nested Flax params dict ('layer1_0/conv1/kernel'); the header names
 the network ('arcface', 'lpips', 'inception', 'syncnet', ...) and its variant ('r50', 'vgg16', ...),
@@ -10,6 +11,8 @@ from typing import Any, Mapping
 import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
+
+from swaptalk_jax.errors import UserError
 
 FORMAT_VERSION = "1"
 SEPARATOR = "/"
@@ -33,7 +36,7 @@ SOURCES = {
 }
 
 
-class PretrainedFileError(ValueError):
+class PretrainedFileError(UserError):
   """A params file is missing, unreadable, or holds another network/variant than the config expects."""
 
 
@@ -145,3 +148,35 @@ def load_pretrained(kind: str, path: str, expected_variant: str | None = None
 def _check_exists(path: str) -> None:
   if not os.path.isfile(path):
     raise PretrainedFileError(f"params file {path!r} does not exist")
+
+
+def _flat_shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple]:
+  shapes = {}
+  for key, value in tree.items():
+    path = f"{prefix}{SEPARATOR}{key}" if prefix else key
+    shapes.update(_flat_shapes(value, path) if isinstance(value, Mapping)
+                  else {path: tuple(np.shape(value))})
+  return shapes
+
+
+def check_params_match(params: Mapping[str, Any], expected: Mapping[str, Any], source: str) -> None:
+  """Raises PretrainedFileError naming the missing, unexpected and mis-shaped arrays of a converted
+  tree against the model's (arrays or ShapeDtypeStructs; params or full variables)."""
+  got, want = _flat_shapes(params), _flat_shapes(expected)
+  missing = sorted(set(want) - set(got))
+  unexpected = sorted(set(got) - set(want))
+  mismatched = [f"{p}: {got[p]} vs expected {want[p]}" for p in sorted(set(got) & set(want))
+                if got[p] != want[p]]
+  problems = [f"{label} ({len(items)}): {items[:4]}{' ...' if len(items) > 4 else ''}"
+              for label, items in (("missing", missing), ("unexpected", unexpected),
+                                   ("wrong shape", mismatched)) if items]
+  if problems:
+    raise PretrainedFileError(f"{source}: does not match the model; " + "; ".join(problems))
+
+
+def load_checked(network: str, variant: str, path: str, expected: Mapping[str, Any]) -> dict:
+  """A converted params file, checked against the model's tree `expected`; clear errors if the file
+  is missing, holds another network or variant, or does not match."""
+  variables, _ = load_pretrained(network, path, expected_variant=variant)
+  check_params_match(variables, expected, path)
+  return variables

@@ -1,4 +1,5 @@
-"""Metric aggregation (CLU collections) and writing (CLU writers: TensorBoard event files + logs)."""
+"""Training scalars averaged over steps (CLU collections) and written with CLU writers (TensorBoard
+event files + logs). Not the paper's metrics: those are `swaptalk_jax/metrics/`."""
 from typing import Mapping, Optional
 
 import jax

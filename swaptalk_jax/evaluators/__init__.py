@@ -1,0 +1,1 @@
+"""Split-level evaluators looked up by name (`config.evals.<name>.type`); see `common.py`."""
