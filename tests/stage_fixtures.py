@@ -71,7 +71,7 @@ def tiny_vqgan(stage_data, tmp_path_factory) -> TrainedVQGAN:
   config = micro_vqgan_config(stage_data)
   workdir = str(tmp_path_factory.mktemp("vqgan_run"))
   trainer = build_trainer(config, workdir, devices=jax.devices()[:1])
-  with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
+  with jax.set_mesh(trainer.mesh), nn.logical_axis_rules(sharding.rules_from_config(config)):
     state = trainer.restore_or_init()
     metrics = []
     for _ in range(VQGAN_STEPS):
