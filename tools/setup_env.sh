@@ -39,6 +39,8 @@ if [[ $want_test == 1 ]]; then
   $pip --no-deps lpips==0.1.4 syncnet-python==0.2.3 insightface==2.1
   if [[ "$version" == "3.11" ]]; then
     $pip torch==2.13.0 "setuptools<81"          # CPU build (lies on this machine image's disk for Python 3.11)
+  else   # libtpu (the `tpu` extra, ~640 MB) for `swaptalk compile` to TPU topologies on this CPU
+    $pip "jax[tpu]==$("$venv/bin/python" -c 'import jax; print(jax.__version__)')"
   fi
   if [[ ! -f /usr/share/doc/opencv-doc/examples/data/Megamind.avi ]] && command -v apt-get >/dev/null \
       && [[ $(id -u) == 0 ]]; then
