@@ -27,7 +27,8 @@ def fd_from_embeddings(generated: np.ndarray, reference: np.ndarray) -> float:
       raise ValueError(f"FD-dlib: {name} descriptors must be [N >= 2, {DIM}], got {e.shape}")
   mu1, s1 = fid.statistics_of(generated)
   mu2, s2 = fid.statistics_of(reference)
-  return fid.frechet_distance(mu1, s1, mu2, s2)
+  # Equal sets give ~ -1e-8 from sqrtm's rounding; a distance is never negative.
+  return max(0.0, fid.frechet_distance(mu1, s1, mu2, s2))
 
 
 def fd_dlib(generated_frames, reference_frames,
