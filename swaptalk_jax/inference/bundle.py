@@ -103,6 +103,7 @@ class Bundle:
   path: str
   info: dict
   stages: dict    # stage name -> BundleStage
+  _jitted: dict = dataclasses.field(default_factory=dict, repr=False)
 
   def stage(self, name: str) -> BundleStage:
     if name not in self.stages:
@@ -112,19 +113,20 @@ class Bundle:
   def function(self, stage: str, name: str) -> Callable:
     """The exported `stage/name` as a jitted fn(*inputs): the params it takes (its own stage's and,
     e.g. for swap, the VQGAN's) are passed from the bundle, in the manifest's order."""
-    spec = self.stage(stage).manifest["functions"].get(name)
-    if spec is None:
-      raise BundleError(f"bundle stage {stage!r} has no function {name!r}; it has "
-                        f"{sorted(self.stage(stage).manifest['functions'])}")
-    exported = self.stage(stage).exported[name]
+    call = self.raw_function(stage, name)
+    spec = self.stage(stage).manifest["functions"][name]
     params = [self.stage(s).params for s in spec["params"]]
-    call = jax.jit(exported.call)
     return lambda *inputs: call(*params, *inputs)
 
   def raw_function(self, stage: str, name: str) -> Callable:
-    """The exported `stage/name` as fn(*params, *inputs): Chain's signature (params first)."""
-    self.function(stage, name)   # validates the names
-    return jax.jit(self.stage(stage).exported[name].call)
+    """The exported `stage/name` as a jitted fn(*params, *inputs): Chain's signature (params
+    first). One jitted callable per function, so every caller shares its compiles."""
+    if (stage, name) not in self._jitted:
+      if name not in self.stage(stage).exported:
+        raise BundleError(f"bundle stage {stage!r} has no function {name!r}; it has "
+                          f"{sorted(self.stage(stage).exported)}")
+      self._jitted[stage, name] = jax.jit(self.stage(stage).exported[name].call)
+    return self._jitted[stage, name]
 
 
 def _load_stage(root: str, name: str, expected_manifest_sha: Optional[str]) -> BundleStage:
@@ -163,12 +165,28 @@ def load_bundle(path: str) -> Bundle:
   return Bundle(path, info, stages)
 
 
+class ConfigView(dict):
+  """The run's stored config as a dict that also reads like the ConfigDict it was
+  (`config.data.image_size`), without ml_collections."""
+
+  def __getattr__(self, name: str):
+    try:
+      value = self[name]
+    except KeyError:
+      raise AttributeError(name) from None
+    return ConfigView(value) if isinstance(value, dict) else value
+
+  def get(self, key, default=None):
+    value = super().get(key, default)
+    return ConfigView(value) if isinstance(value, dict) else value
+
+
 class _StageView:
-  """What `Chain` users read off a loaded stage: params, config (a plain dict here) and step."""
+  """What `Chain` users read off a loaded stage: params, config, step (like `LoadedStage`)."""
 
   def __init__(self, stage: BundleStage):
-    self.params, self.config, self.step, self.workdir = (stage.params, stage.config, stage.step,
-                                                         stage.manifest.get("source"))
+    self.params, self.step, self.workdir = stage.params, stage.step, stage.manifest.get("source")
+    self.config = ConfigView(stage.config)
 
 
 class BundleChain:

@@ -49,7 +49,9 @@ def source_face(photo: np.ndarray, config: align.AlignConfig, face_index: Option
                 min_face: int = 32, path: str = "photo", predictor=None,
                 threshold: float = 0.0) -> SourceFace:
   """The aligned crop of the one face (or face `face_index`, largest first) of the source photo."""
-  boxes = detect.detect_faces(photo, detect.DetectorConfig(min_face=min_face, threshold=threshold))
+  # One image: search it at up to 1600 px (the metrics' setting), not the video's 640.
+  boxes = detect.detect_faces(photo, detect.DetectorConfig(min_face=min_face, max_work_side=1600,
+                                                           threshold=threshold))
   n = int(boxes.shape[0])
   if n == 0:
     raise UserError(f"source photo {path}: no face of >= {min_face} px found")
