@@ -116,3 +116,14 @@ def memory_probe(vqgan_workdir: str, targets, out_dir: str) -> list:
     results.append(dict(traced_peak=peak, rss_peak_kb=resource.getrusage(
         resource.RUSAGE_SELF).ru_maxrss))
   return results
+
+
+def random_lipsync_run(workdir, vqgan_workdir: str, token_dim: int = 16, seed: int = 2) -> str:
+  from configs import lipsync as lipsync_config
+  from swaptalk_jax.models.lipsync import lipsync_from_config
+  config = lipsync_config.get_config("tiny")
+  config.vqgan.workdir = vqgan_workdir
+  model = lipsync_from_config(config.model, token_dim)
+  half = jnp.zeros((1, 8, 16, token_dim))
+  params = random_params(model, seed, half, half, half, jnp.zeros((1, 16, 80)))
+  return save_run(workdir, config, dict(lipsync=params))

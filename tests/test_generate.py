@@ -44,7 +44,9 @@ def vqgan_run(tmp_path_factory):
 def random_chain(vqgan_run, tmp_path_factory):
   vq = stages.load_vqgan(vqgan_run)
   swap = stages.load_swap(gh.random_swap_run(tmp_path_factory.mktemp("gen_swap"), vqgan_run), vq)
-  return stages.Chain(vq, swap=swap, batch_size=8)
+  sync = stages.load_lipsync(gh.random_lipsync_run(tmp_path_factory.mktemp("gen_sync"), vqgan_run),
+                             vq)
+  return stages.Chain(vq, swap=swap, lipsync=sync, batch_size=8)
 
 
 def _read(path):
@@ -145,7 +147,8 @@ def test_own_audio_keeps_the_input_timing_and_policies(tmp_path, vqgan_run):
 @pytest.mark.skipif(not MEGAMIND.exists(), reason="Debian opencv-doc (Megamind.avi) not installed")
 def test_megamind_with_t1_photo_face_index(tmp_path, random_chain):
   """Real dialogue (720x528, 23.976 fps, 48 kHz AC3) with a face from insightface's 6-person
-  t1.jpg through E -> swap -> D (random weights: this checks the path, not the look)."""
+  t1.jpg through E -> swap -> lip-sync -> D, driven by the clip's own audio (random weights:
+  this checks the path, not the look)."""
   photo = _t1_photo()
   clip = decode.read_video(str(MEGAMIND), start=7.0, end=9.0)
   from swaptalk_jax.video.encode import write_video

@@ -2,6 +2,7 @@
 
   encode(vq_params, images [B,S,S,3] in [-1,1]) -> T_VQ [B,h,w,D]   (quantised token embeddings)
   swap(swap_params, source_tokens, target_tokens) -> T~_VQ           (models/swap.py)
+  lipsync(params, tokens, reference_tokens, mel_windows) -> tokens    (models/lipsync.py)
   decode(vq_params, tokens) -> images [B,S,S,3] in [-1,1]
 
 Each stage is loaded from a `swaptalk train` run directory with core/checkpoint.load_params (EMA
@@ -121,6 +122,31 @@ class Chain:
       return quantize_to_codes(vq, vq_params, out) if snap else out
     return jax.jit(fn)
 
+  @functools.cached_property
+  def lipsync_fn(self) -> Callable:
+    """(T_VQ [B,h,w,D], R~_VQ [B,h,w,D], mel windows [B,16,80]) -> T_VQ with the lower half
+    predicted from the upper half, the reference and the audio (LipSyncNet); the target's own
+    lower half is never read."""
+    model, vq, snap = self.lipsync.model, self.vqgan.model, self.snap_to_codes
+
+    def fn(params, vq_params, tokens, reference, mel):
+      half = tokens.shape[1] // 2
+      lower, _ = model.apply({"params": params}, tokens[:, :half], reference[:, :half],
+                             reference[:, half:], mel)
+      out = jnp.concatenate([tokens[:, :half], lower.astype(tokens.dtype)], axis=1)
+      if snap:
+        from swaptalk_jax.models.swap import quantize_to_codes  # pylint: disable=import-outside-toplevel
+        out = quantize_to_codes(vq, vq_params, out)
+      return out
+    return jax.jit(fn)
+
+  def lipsync_tokens(self, tokens: np.ndarray, reference: np.ndarray,
+                     mel: np.ndarray) -> np.ndarray:
+    """T_VQ [N,h,w,D], one reference R~_VQ [1,h,w,D], per-frame mel windows [N,16,80]."""
+    ref = np.broadcast_to(reference, tokens.shape)
+    return self.batched(lambda t, r, m: self.lipsync_fn(self.lipsync.params, self.vqgan.params,
+                                                        t, r, m), tokens, ref, mel)
+
   def batched(self, fn: Callable, *arrays: np.ndarray) -> np.ndarray:
     """fn over the leading axis of `arrays` in fixed batches (the last padded): one compile."""
     n, b = arrays[0].shape[0], self.batch_size
@@ -161,10 +187,10 @@ def run_dirs(run: Optional[str], vqgan: Optional[str], swap: Optional[str],
 
 
 def load_lipsync(workdir: str, vqgan: LoadedStage) -> LoadedStage:
-  """The stage-3 lip-sync run (models/lipsync.py)."""
-  try:
-    from swaptalk_jax.models import lipsync  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  except ImportError:
-    raise UserError("this build has no lip-sync stage yet (swaptalk_jax/models/lipsync.py): "
-                    "pass --no-sync") from None
-  raise UserError("the lip-sync stage is not wired into generate yet: pass --no-sync")
+  """The stage-3 lip-sync run (models/lipsync.py LipSyncNet, param group 'lipsync')."""
+  from swaptalk_jax.models.lipsync import lipsync_from_config  # pylint: disable=import-outside-toplevel
+  params, step, config = _load(workdir, "lipsync", "lipsync")
+  check_same_vqgan(config, vqgan, workdir)
+  model = lipsync_from_config(config.model, int(vqgan.config.model.embed_dim),
+                              jnp.dtype(config.train.get("compute_dtype", "float32")))
+  return LoadedStage(model, jax.device_put(params), config, step, workdir)
