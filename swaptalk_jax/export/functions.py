@@ -48,11 +48,18 @@ def at_dtype(stage: LoadedStage, dtype: str) -> LoadedStage:
                              params=cast_params(stage.params, DTYPES[dtype]))
 
 
-def per_example(fn: Callable, num_params: int) -> Callable:
-  """fn(*params, *inputs) on a batch -> the same, computed as a vmap over batch-1 calls of fn."""
+def interface_dtype(dtype):
+  """Bundle functions take and return float32 whatever their params' dtype (a bf16 bundle is a
+  drop-in for an f32 one); integer arrays keep their dtype."""
+  return jnp.float32 if jnp.issubdtype(dtype, jnp.floating) else dtype
+
+
+def per_example(fn: Callable, num_params: int, input_dtypes: tuple) -> Callable:
+  """fn(*params, *inputs) on a batch -> the same, computed as a vmap over batch-1 calls of fn;
+  inputs are cast to `input_dtypes` (what fn gets in the Chain), float outputs to float32."""
   def one(params, *example):
-    out = fn(*params, *[x[None] for x in example])
-    return jax.tree.map(lambda y: y[0], out)
+    out = fn(*params, *[x[None].astype(d) for x, d in zip(example, input_dtypes)])
+    return jax.tree.map(lambda y: y[0].astype(interface_dtype(y.dtype)), out)
 
   def batched(*args):
     params, inputs = args[:num_params], args[num_params:]

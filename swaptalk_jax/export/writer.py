@@ -80,8 +80,10 @@ def export_function(spec: functions_lib.StageFunction, stage_params: dict,
   (batch,) = jax.export.symbolic_shape(bundle_lib.BATCH_DIM)
   param_specs = [jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), stage_params[s])
                  for s in spec.params]
-  input_specs = [jax.ShapeDtypeStruct((batch,) + x.shape[1:], x.dtype) for x in spec.inputs.values()]
-  fn = jax.jit(functions_lib.per_example(spec.fn, len(spec.params)))
+  input_specs = [jax.ShapeDtypeStruct((batch,) + x.shape[1:], functions_lib.interface_dtype(x.dtype))
+                 for x in spec.inputs.values()]
+  fn = jax.jit(functions_lib.per_example(spec.fn, len(spec.params),
+                                         tuple(x.dtype for x in spec.inputs.values())))
   return jax.export.export(fn, platforms=tuple(platforms))(*param_specs, *input_specs)
 
 
