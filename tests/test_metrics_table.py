@@ -102,10 +102,13 @@ def test_every_column_on_synthetic_clips(tmp_path):
   md = table.markdown("self", rows)
   print(md)
   assert "FID skipped (exact, copy target): no Inception weights" in md
+  # Cross-driven; the FID path with a stand-in extractor (plumbing only: pixel statistics).
+  pixels = lambda images: images.reshape(len(images), -1)[:, ::997].astype(np.float64)
   cross = clip_metrics.compute(_eval_clips("copy")[:2], clip_metrics.Options(
-      setting="cross", resamples=50, set_resamples=10))
+      setting="cross", resamples=50, set_resamples=10, inception_embed=pixels))
   assert "undefined cross-driven" in cross["lmd"].skipped
   assert cross["id_retrieve"].skipped == "no identity gallery given"
+  assert cross["fid"].value == pytest.approx(0.0, abs=1e-6) and cross["fid"].skipped is None
 
 
 def test_bad_clips():

@@ -24,6 +24,7 @@ NO_INCEPTION = ("no Inception weights given (convert pt_inception-2015-12-05-672
                 "`swaptalk convert inception`); see FD-dlib")
 NO_SYNCNET = ("no SyncNet weights given (convert syncnet_v2.model with `swaptalk convert syncnet`); "
               "never scored with a random network")
+FULL_CROP = (0.0, 0.0, 1.0, 1.0)
 MOUTH_LIPS = "outer"  # dlib tracks the outer lip contour better on the synthetic renders (mouth.py)
 
 
@@ -40,6 +41,8 @@ class EvalClip:
 @dataclasses.dataclass
 class Options:
   setting: str                                   # "self" or "cross"
+  # Face box as fractions of the crop: SYNTHETIC_FACE_BOX for the synthetic renders; None = dlib
+  # detects the face for landmarks (LMD) and the whole crop is the identity box (real aligned crops).
   face_box: Sequence[float] | None = identity_preservation.SYNTHETIC_FACE_BOX
   inception_embed: Callable | None = None        # images [N, H, W, 3] in [0, 1] -> [N, 2048]
   syncnet_embedders: tuple | None = None         # lse.make_embedders(variables)
@@ -103,9 +106,9 @@ def compute(clips: Sequence[EvalClip], options: Options) -> dict[str, table.Cell
   else:
     cells["cpbd"] = table.skipped(f"{size}-px crops have no whole {cpbd_lib.BLOCK}-px CPBD block")
 
-  embeddings = {c.clip_id: identity_preservation.embed_crops(c.generated, options.face_box)
-                for c in clips}
-  target_embeddings = {c.clip_id: identity_preservation.embed_crops(c.target, options.face_box)
+  id_box = options.face_box or FULL_CROP
+  embeddings = {c.clip_id: identity_preservation.embed_crops(c.generated, id_box) for c in clips}
+  target_embeddings = {c.clip_id: identity_preservation.embed_crops(c.target, id_box)
                        for c in clips}
   cells["consistency"] = cell({k: consistency_lib.consistency(e) for k, e in embeddings.items()})
   cells["fd_dlib"] = _set_level(clips, embeddings, target_embeddings, face_fd.fd_from_embeddings,
@@ -165,7 +168,7 @@ def sync_scores(clip: EvalClip, options: Options):
   if clip.audio is None:
     raise ValueError(f"clip {clip.clip_id}: LSE needs the driving audio")
   side = clip.generated.shape[1]
-  fraction = options.face_box or (0.0, 0.0, 1.0, 1.0)
+  fraction = options.face_box or FULL_CROP
   boxes = np.tile(np.array(fraction, np.float64) * side, (len(clip.generated), 1))
   frames_bgr = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in clip.generated])
   crops = syncnet_crop.syncnet_crops(frames_bgr, boxes)
