@@ -2,8 +2,8 @@
 serialised function), the loader runs where flax, orbax and the trainers cannot be imported, bf16
 halves the params at a measured accuracy cost, and bad bundles fail in one line.
 
-Uses the session's trained micro VQGAN (`tiny_vqgan`, 16x16 token grid at 32 px) and a swap run
-with random params over it (tests/generate_helpers.py: the layout `swaptalk train` writes).
+Uses the session's trained micro VQGAN (`tiny_vqgan`, 16x16 token grid at 32 px) and swap and
+lip-sync runs with random params over it (tests/generate_helpers.py: the layout `swaptalk train` writes).
 """
 import json
 import os
@@ -25,12 +25,14 @@ from swaptalk_jax.inference import bundle, stages
 def run_dirs(tiny_vqgan, tmp_path_factory):
   import generate_helpers
   swap = generate_helpers.random_swap_run(tmp_path_factory.mktemp("swap_run"), tiny_vqgan.workdir)
-  return {"vqgan": tiny_vqgan.workdir, "swap": swap}
+  lipsync = generate_helpers.random_lipsync_run(tmp_path_factory.mktemp("lipsync_run"),
+                                                tiny_vqgan.workdir)
+  return {"vqgan": tiny_vqgan.workdir, "swap": swap, "lipsync": lipsync}
 
 
 @pytest.fixture(scope="module")
 def vqgan_bundle(run_dirs, tmp_path_factory):
-  """An f32 bundle of the vqgan and swap stages."""
+  """An f32 bundle of all three inference stages."""
   out = str(tmp_path_factory.mktemp("bundles") / "f32")
   writer.export_bundle(out, run_dirs)
   return out
@@ -45,7 +47,8 @@ def loaded(vqgan_bundle):
 def chain(run_dirs):
   """The training code's inference path (flax modules), at the batch the tests' host calls use."""
   vqgan = stages.load_vqgan(run_dirs["vqgan"])
-  return stages.Chain(vqgan=vqgan, swap=stages.load_swap(run_dirs["swap"], vqgan), batch_size=5)
+  return stages.Chain(vqgan=vqgan, swap=stages.load_swap(run_dirs["swap"], vqgan),
+                      lipsync=stages.load_lipsync(run_dirs["lipsync"], vqgan), batch_size=5)
 
 
 def _images(n, size=32, seed=0):
@@ -59,7 +62,7 @@ def _rel(a, b):
 
 def test_manifest_and_exported_signature(vqgan_bundle, loaded, tiny_vqgan):
   stage = loaded.stage("vqgan")
-  assert loaded.info["stages"] == ["vqgan", "swap"] and loaded.info["image_size"] == 32
+  assert loaded.info["stages"] == ["vqgan", "swap", "lipsync"] and loaded.info["image_size"] == 32
   assert stage.manifest["step"] == 1000 and stage.manifest["ema"] and stage.manifest["dtype"] == "float32"
   assert stage.manifest["config"]["model"] == tiny_vqgan.config.model.to_dict()
   encode = stage.exported["encode"]
@@ -85,6 +88,9 @@ def test_bundle_equals_chain(loaded, chain, batch):
   source = np.broadcast_to(tokens[:1], tokens.shape)
   assert _rel(loaded.function("swap", "swap")(source, tokens),
               chain.swap_fn(chain.swap.params, chain.vqgan.params, source, tokens)) <= 1e-5
+  mel = np.random.default_rng(4).uniform(-4, 4, (batch, 16, 80)).astype(np.float32)
+  assert _rel(loaded.function("lipsync", "lipsync")(tokens, source, mel),
+              chain.lipsync_fn(chain.lipsync.params, chain.vqgan.params, tokens, source, mel)) <= 1e-5
   if batch != chain.batch_size:
     return
   # the host-side interface generate uses (uint8 in and out, fixed batches) agrees as well
@@ -92,7 +98,8 @@ def test_bundle_equals_chain(loaded, chain, batch):
   outputs = []
   for c in (bundle.BundleChain(loaded, batch_size=batch), chain):
     tokens = c.encode_images(crops)
-    outputs.append(c.decode_tokens(c.swap_tokens(tokens[:1], tokens)))
+    swapped = c.swap_tokens(tokens[:1], tokens)
+    outputs.append(c.decode_tokens(c.lipsync_tokens(swapped, swapped[:1], mel)))
   np.testing.assert_array_equal(*outputs)
 
 

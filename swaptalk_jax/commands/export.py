@@ -1,10 +1,10 @@
-"""usage: swaptalk export --run=DIR [--stages=vqgan,swap] --out=BUNDLE [--dtype=bfloat16] [--noema]
+"""usage: swaptalk export --run=DIR [--stages=vqgan,swap,lipsync] --out=BUNDLE [--dtype=bfloat16] [--noema]
 
 Writes a standalone inference bundle: each stage's inference params (EMA by default) as safetensors
-with a JSON manifest, and each stage function (encode, decode, swap) serialised with `jax.export`
+with a JSON manifest, and each stage function (encode, decode, swap, lipsync) serialised with `jax.export`
 (StableHLO, symbolic batch, lowered for cpu, cuda and tpu). `swaptalk_jax/inference/bundle.py`
 loads and runs it with jax alone (no flax, orbax or training code). Stage run directories are
-`<run>/<stage>` (as for `swaptalk generate --run`) or given one by one (--vqgan, --swap).
+`<run>/<stage>` (as for `swaptalk generate --run`) or given one by one (--vqgan, --swap, --lipsync).
 """
 from absl import flags
 
@@ -17,10 +17,12 @@ def _flags() -> flags.FlagValues:
   """The command's own flags (its own FlagValues: no clash with other commands' --out, --ema)."""
   fv = flags.FlagValues()
   flags.DEFINE_string("run", None, "A directory holding one `swaptalk train` run per stage: "
-                      "<run>/vqgan, <run>/swap.", flag_values=fv)
+                      "<run>/vqgan, <run>/swap, <run>/lipsync.", flag_values=fv)
   flags.DEFINE_string("vqgan", None, "The vqgan run directory (default: <run>/vqgan).",
                       flag_values=fv)
   flags.DEFINE_string("swap", None, "The swap run directory (default: <run>/swap).", flag_values=fv)
+  flags.DEFINE_string("lipsync", None, "The lipsync run directory (default: <run>/lipsync).",
+                      flag_values=fv)
   flags.DEFINE_list("stages", ["vqgan"], "Stages to export (vqgan is always needed).",
                     flag_values=fv)
   flags.DEFINE_string("out", None, "The bundle directory to write.", flag_values=fv)
@@ -38,7 +40,8 @@ def main(argv) -> None:
   cli_support.no_positional(cli_support.parse_flags(fv, argv, __doc__, EXAMPLE))
   cli_support.require(out=fv.out)
   from swaptalk_jax.export import writer  # pylint: disable=import-outside-toplevel
-  dirs = writer.stage_dirs(fv.run, fv.stages, vqgan=fv.vqgan, swap=fv.swap)
+  dirs = writer.stage_dirs(fv.run, fv.stages, vqgan=fv.vqgan, swap=fv.swap,
+                            lipsync=fv.lipsync)
   info = writer.export_bundle(fv.out, dirs, ema=fv.ema, dtype=fv.dtype, platforms=fv.platforms,
                               overwrite=fv.overwrite)
   for stage, seconds in info["export_seconds"].items():

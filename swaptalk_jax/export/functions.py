@@ -4,6 +4,8 @@ that generate and eval run), never a second implementation.
   vqgan   encode(vqgan_params, images [b,S,S,3] f32 in [-1,1]) -> T_VQ [b,h,w,D]
           decode(vqgan_params, tokens [b,h,w,D]) -> images [b,S,S,3]
   swap    swap(swap_params, vqgan_params, source [b,h,w,D], target [b,h,w,D]) -> T~_VQ [b,h,w,D]
+  lipsync lipsync(lipsync_params, vqgan_params, tokens [b,h,w,D], reference [b,h,w,D],
+                  mel [b,16,80]) -> tokens [b,h,w,D] with the lower half re-synced
 
 Each is exported per example: `jax.vmap` over a batch-1 call of the Chain function. The model code
 then only ever sees concrete shapes (models/conv_ops.py picks its convolution route by comparing
@@ -18,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from swaptalk_jax.audio import mel as mel_lib
 from swaptalk_jax.inference.stages import Chain, LoadedStage
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -81,6 +84,8 @@ def chain_functions(chain: Chain) -> list[StageFunction]:
     functions.append(StageFunction("swap", "swap", chain.swap_fn, ("swap", "vqgan"),
                                    {"source": tokens, "target": tokens}))
   if chain.lipsync is not None:
-    raise NotImplementedError("exporting the lipsync stage: inference.stages.Chain has no lip-sync "
-                              "function yet")
+    mel = jax.ShapeDtypeStruct((1, mel_lib.DEFAULT.window_steps, mel_lib.DEFAULT.num_mels),
+                               jnp.float32)
+    functions.append(StageFunction("lipsync", "lipsync", chain.lipsync_fn, ("lipsync", "vqgan"),
+                                   {"tokens": tokens, "reference": tokens, "mel": mel}))
   return functions

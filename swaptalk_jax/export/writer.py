@@ -26,12 +26,15 @@ STAGES = ("vqgan", "swap", "lipsync")
 PLATFORMS = ("cpu", "cuda", "tpu")
 KNOWN_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 # The parameter group a stage's inference params live in (see each trainer's Task.param_groups).
-GROUPS = {"vqgan": "generator", "swap": "swap"}
+GROUPS = {"vqgan": "generator", "swap": "swap", "lipsync": "lipsync"}
 
 
 def stage_dirs(run: Optional[str], stages: Sequence[str], **explicit: Optional[str]) -> dict:
   """{stage: run directory} for the requested stages: `--<stage>` flags, else `<run>/<stage>`;
   a stage with neither is one clear line."""
+  if "lip_expert" in stages:
+    raise UserError("lip_expert is not an inference stage (it only judges sync while training "
+                    f"lipsync); a bundle holds {list(STAGES)}")
   unknown = sorted(set(stages) - set(STAGES))
   if unknown:
     raise UserError(f"unknown stage(s) {unknown}; a bundle holds stages of {list(STAGES)}")
@@ -59,15 +62,13 @@ def load_chain(dirs: dict, ema: bool = True, dtype: str = "float32") -> stages_l
   """The Chain `generate` would run for these run directories, with its params re-cast to `dtype`
   (and the raw instead of the EMA params when `ema` is False)."""
   vqgan = stages_lib.load_vqgan(dirs["vqgan"])
-  swap = stages_lib.load_swap(dirs["swap"], vqgan) if "swap" in dirs else None
-  if "lipsync" in dirs:
-    raise UserError("exporting the lipsync stage is not supported yet (inference.stages has no "
-                    "lip-sync function to export)")
-  loaded = dict(vqgan=vqgan, swap=swap)
+  loaded = dict(vqgan=vqgan,
+                swap=stages_lib.load_swap(dirs["swap"], vqgan) if "swap" in dirs else None,
+                lipsync=stages_lib.load_lipsync(dirs["lipsync"], vqgan) if "lipsync" in dirs else None)
   for name, stage in loaded.items():
     if stage is not None:
       loaded[name] = functions_lib.at_dtype(stage if ema else _raw_params(stage, name), dtype)
-  return stages_lib.Chain(vqgan=loaded["vqgan"], swap=loaded["swap"])
+  return stages_lib.Chain(**loaded)
 
 
 def _shape(dims) -> list:

@@ -238,6 +238,15 @@ class BundleChain:
     return self.batched(lambda s, t: self.swap_fn(self.swap.params, self.vqgan.params, s, t),
                         src, target)
 
+  def lipsync_tokens(self, tokens: np.ndarray, reference: np.ndarray,
+                     mel: np.ndarray) -> np.ndarray:
+    """T_VQ [N,h,w,D], one reference R~_VQ [1,h,w,D], per-frame mel windows [N,16,80]."""
+    if self.lipsync is None:
+      raise BundleError(f"bundle {self.bundle.path} has no lipsync stage")
+    ref = np.broadcast_to(reference, tokens.shape)
+    return self.batched(lambda t, r, m: self.lipsync_fn(self.lipsync.params, self.vqgan.params,
+                                                        t, r, m), tokens, ref, mel)
+
 
 def load_chain(path: str, batch_size: int = 8) -> BundleChain:
   """The stage functions of a bundle with `inference.stages.Chain`'s interface, for
