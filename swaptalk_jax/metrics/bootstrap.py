@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from swaptalk_jax.errors import UserError
+
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 
@@ -32,11 +34,11 @@ def bootstrap(statistic: Callable[[np.ndarray], float], num_clips: int,
   """statistic(indices int [num_clips]) on all clips, and the percentile interval of the statistic
   over `resamples` draws of num_clips clip indices with replacement (numpy default_rng(seed))."""
   if num_clips < 2:
-    raise ValueError(f"a bootstrap interval needs at least 2 clips, got {num_clips}")
+    raise UserError(f"a bootstrap interval needs at least 2 clips, got {num_clips}")
   if not 0.0 < confidence < 1.0:
-    raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    raise UserError(f"confidence must be in (0, 1), got {confidence}")
   if resamples < 10:
-    raise ValueError(f"resamples must be at least 10, got {resamples}")
+    raise UserError(f"resamples must be at least 10, got {resamples}")
   rng = np.random.default_rng(seed)
   draws = rng.integers(0, num_clips, size=(resamples, num_clips))
   values = np.array([float(statistic(d)) for d in draws])
@@ -51,13 +53,13 @@ def mean_interval(per_clip, resamples: int = DEFAULT_RESAMPLES,
   """Mean over clips of per-clip values [N] and its percentile bootstrap interval (vectorised)."""
   values = np.asarray(per_clip, np.float64)
   if values.ndim != 1:
-    raise ValueError(f"per-clip values must be 1-D, got {values.shape}")
+    raise UserError(f"per-clip values must be 1-D, got {values.shape}")
   if not np.all(np.isfinite(values)):
-    raise ValueError("per-clip values contain NaN or Inf")
+    raise UserError("per-clip values contain NaN or Inf")
   if values.size < 2:
-    raise ValueError(f"a bootstrap interval needs at least 2 clips, got {values.size}")
+    raise UserError(f"a bootstrap interval needs at least 2 clips, got {values.size}")
   if not 0.0 < confidence < 1.0:
-    raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    raise UserError(f"confidence must be in (0, 1), got {confidence}")
   rng = np.random.default_rng(seed)
   draws = rng.integers(0, values.size, size=(resamples, values.size))
   means = values[draws].mean(axis=1)

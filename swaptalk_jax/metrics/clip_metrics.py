@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from swaptalk_jax.errors import UserError
 from swaptalk_jax.metrics import consistency as consistency_lib
 from swaptalk_jax.metrics import cpbd as cpbd_lib
 from swaptalk_jax.metrics import face_fd, fid, identity_preservation, image_quality, lmd, mouth
@@ -54,24 +55,24 @@ class Options:
 
 def check_clips(clips: Sequence[EvalClip]) -> None:
   if len(clips) < 2:
-    raise ValueError(f"Table 1 needs at least 2 clips (intervals over clips), got {len(clips)}")
+    raise UserError(f"Table 1 needs at least 2 clips (intervals over clips), got {len(clips)}")
   seen = set()
   for c in clips:
     if c.clip_id in seen:
-      raise ValueError(f"clip id {c.clip_id!r} appears twice")
+      raise UserError(f"clip id {c.clip_id!r} appears twice")
     seen.add(c.clip_id)
     for name in ("generated", "target", "exact"):
       x = getattr(c, name)
       if x is None:
         continue
       if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"clip {c.clip_id}: {name} must be uint8 [T, S, S, 3], got "
+        raise UserError(f"clip {c.clip_id}: {name} must be uint8 [T, S, S, 3], got "
                          f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
       if x.shape != c.generated.shape:
-        raise ValueError(f"clip {c.clip_id}: {name} {x.shape} and generated {c.generated.shape} "
+        raise UserError(f"clip {c.clip_id}: {name} {x.shape} and generated {c.generated.shape} "
                          "differ (same frame count and crop size needed; resize first)")
     if len(c.generated) < 2:
-      raise ValueError(f"clip {c.clip_id}: needs at least 2 frames, got {len(c.generated)}")
+      raise UserError(f"clip {c.clip_id}: needs at least 2 frames, got {len(c.generated)}")
 
 
 def _ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,7 +96,7 @@ def _set_level(clips, features: dict[str, np.ndarray], reference: dict[str, np.n
 def compute(clips: Sequence[EvalClip], options: Options) -> dict[str, table.Cell]:
   """{column key: Cell} for one method over `clips` (see the module docstring)."""
   if options.setting not in table.SETTINGS:
-    raise ValueError(f"setting must be one of {table.SETTINGS}, got {options.setting!r}")
+    raise UserError(f"setting must be one of {table.SETTINGS}, got {options.setting!r}")
   check_clips(clips)
   cells, cell = {}, lambda per: table.from_clips(per, options.seed, options.resamples)
   size = clips[0].generated.shape[1]
@@ -166,7 +167,7 @@ def sync_scores(clip: EvalClip, options: Options):
   """LSE of one clip: syncnet_python's 224-px crop around the face box, BGR, 16 kHz int16 audio."""
   from swaptalk_jax.metrics import lse, syncnet_crop  # pylint: disable=import-outside-toplevel
   if clip.audio is None:
-    raise ValueError(f"clip {clip.clip_id}: LSE needs the driving audio")
+    raise UserError(f"clip {clip.clip_id}: LSE needs the driving audio")
   side = clip.generated.shape[1]
   fraction = options.face_box or FULL_CROP
   boxes = np.tile(np.array(fraction, np.float64) * side, (len(clip.generated), 1))

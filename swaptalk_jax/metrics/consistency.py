@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from swaptalk_jax.errors import UserError
 from swaptalk_jax.metrics import identity_preservation
 
 
@@ -16,13 +17,13 @@ def consistency(embeddings) -> float:
   """x100 mean cosine similarity of each row of [T, D] embeddings to the rows' mean (T >= 2)."""
   e = np.asarray(embeddings, np.float64)
   if e.ndim != 2 or e.shape[0] < 2:
-    raise ValueError(f"consistency needs [T, D] embeddings of at least 2 frames, got {e.shape}")
+    raise UserError(f"consistency needs [T, D] embeddings of at least 2 frames, got {e.shape}")
   if not np.all(np.isfinite(e)):
-    raise ValueError("consistency: embeddings contain NaN or Inf")
+    raise UserError("consistency: embeddings contain NaN or Inf")
   mean = e.mean(0)
   norms = np.linalg.norm(e, axis=1) * np.linalg.norm(mean)
   if np.any(norms == 0):
-    raise ValueError("consistency: a zero embedding has no direction")
+    raise UserError("consistency: a zero embedding has no direction")
   return float(100.0 * np.mean(e @ mean / norms))
 
 
@@ -40,13 +41,13 @@ def id_retrieve(queries, query_labels, gallery, gallery_labels) -> np.ndarray:
   queries, gallery = np.asarray(queries, np.float64), np.asarray(gallery, np.float64)
   query_labels, gallery_labels = np.asarray(query_labels), np.asarray(gallery_labels)
   if queries.ndim != 2 or gallery.ndim != 2 or queries.shape[1] != gallery.shape[1]:
-    raise ValueError(f"id_retrieve: expected [Q, D] queries and [G, D] gallery, got "
+    raise UserError(f"id_retrieve: expected [Q, D] queries and [G, D] gallery, got "
                      f"{queries.shape} and {gallery.shape}")
   if query_labels.shape != (len(queries),) or gallery_labels.shape != (len(gallery),):
-    raise ValueError(f"id_retrieve: one label per descriptor: {query_labels.shape} labels for "
+    raise UserError(f"id_retrieve: one label per descriptor: {query_labels.shape} labels for "
                      f"{len(queries)} queries, {gallery_labels.shape} for {len(gallery)} gallery items")
   missing = sorted({str(l) for l in query_labels} - {str(l) for l in gallery_labels})
   if missing:
-    raise ValueError(f"id_retrieve: identities {missing} have no descriptor in the gallery")
+    raise UserError(f"id_retrieve: identities {missing} have no descriptor in the gallery")
   distances = np.linalg.norm(queries[:, None] - gallery[None, :], axis=-1)
   return gallery_labels[np.argmin(distances, axis=1)] == query_labels

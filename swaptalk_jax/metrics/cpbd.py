@@ -19,6 +19,8 @@ The reference loops over pixels in Python (~1 s per 256 px frame); this is vecto
 import numpy as np
 import scipy.ndimage
 
+from swaptalk_jax.errors import UserError
+
 BLOCK = 64
 EDGE_BLOCK_SHARE = 0.002
 BETA = 3.6
@@ -31,7 +33,7 @@ def to_gray(image) -> np.ndarray:
   rounded to integers as PIL stores it)."""
   image = np.asarray(image)
   if image.dtype != np.uint8:
-    raise ValueError(f"CPBD expects uint8 images, got {image.dtype} (convert [-1, 1] floats with "
+    raise UserError(f"CPBD expects uint8 images, got {image.dtype} (convert [-1, 1] floats with "
                      "identity_preservation.to_uint8)")
   if image.ndim == 3 and image.shape[-1] == 3:
     r, g, b = (image[..., i].astype(np.float64) for i in range(3))
@@ -39,7 +41,7 @@ def to_gray(image) -> np.ndarray:
     return np.floor((r * 19595 + g * 38470 + b * 7471 + 0x8000) / 65536.0)
   if image.ndim == 2:
     return image.astype(np.float64)
-  raise ValueError(f"CPBD expects an image [H, W] or [H, W, 3], got shape {image.shape}")
+  raise UserError(f"CPBD expects an image [H, W] or [H, W, 3], got shape {image.shape}")
 
 
 def _sobel_edges(image: np.ndarray) -> np.ndarray:
@@ -112,7 +114,7 @@ def cpbd(image) -> float:
   gray = to_gray(image)
   h, w = gray.shape
   if h < BLOCK or w < BLOCK:
-    raise ValueError(f"CPBD needs images of at least {BLOCK}x{BLOCK} (one whole block), got "
+    raise UserError(f"CPBD needs images of at least {BLOCK}x{BLOCK} (one whole block), got "
                      f"{w}x{h}; upsample smaller faces first and state the size")
   canny_edges = canny(gray)
   widths = edge_widths(gray, _sobel_edges(gray))
@@ -141,5 +143,5 @@ def cpbd_frames(frames) -> np.ndarray:
   """float64 [N] CPBD of each frame of uint8 [N, H, W, 3] (or [N, H, W]) frames."""
   frames = np.asarray(frames)
   if frames.ndim not in (3, 4) or frames.shape[0] == 0:
-    raise ValueError(f"CPBD expects frames [N, H, W(, 3)] with N > 0, got {frames.shape}")
+    raise UserError(f"CPBD expects frames [N, H, W(, 3)] with N > 0, got {frames.shape}")
   return np.array([cpbd(f) for f in frames])

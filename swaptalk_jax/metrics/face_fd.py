@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from swaptalk_jax.errors import UserError
 from swaptalk_jax.metrics import fid, identity_preservation
 
 LABEL = "FD-dlib (FID substitute: dlib face descriptors, not Inception; not comparable to FID)"
@@ -24,7 +25,7 @@ def fd_from_embeddings(generated: np.ndarray, reference: np.ndarray) -> float:
   generated, reference = np.asarray(generated), np.asarray(reference)
   for name, e in (("generated", generated), ("reference", reference)):
     if e.ndim != 2 or e.shape[1] != DIM or e.shape[0] < 2:
-      raise ValueError(f"FD-dlib: {name} descriptors must be [N >= 2, {DIM}], got {e.shape}")
+      raise UserError(f"FD-dlib: {name} descriptors must be [N >= 2, {DIM}], got {e.shape}")
   mu1, s1 = fid.statistics_of(generated)
   mu2, s2 = fid.statistics_of(reference)
   # Equal sets give ~ -1e-8 from sqrtm's rounding; a distance is never negative.

@@ -13,6 +13,8 @@ renderer's exact landmarks both are >= 0.999.
 """
 import numpy as np
 
+from swaptalk_jax.errors import UserError
+
 PAIRS = {
     "inner": ((61, 67), (62, 66), (63, 65)),
     "outer": ((50, 58), (51, 57), (52, 56)),
@@ -25,9 +27,9 @@ def check_landmarks(landmarks, name: str = "landmarks") -> np.ndarray:
   """float64 [..., 68, 2] finite landmarks, or one clear ValueError."""
   landmarks = np.asarray(landmarks, np.float64)
   if landmarks.ndim < 2 or landmarks.shape[-2:] != (68, 2):
-    raise ValueError(f"{name}: expected 68-point landmarks [..., 68, 2], got {landmarks.shape}")
+    raise UserError(f"{name}: expected 68-point landmarks [..., 68, 2], got {landmarks.shape}")
   if not np.all(np.isfinite(landmarks)):
-    raise ValueError(f"{name}: contains NaN or Inf")
+    raise UserError(f"{name}: contains NaN or Inf")
   return landmarks
 
 
@@ -42,13 +44,13 @@ def face_size(landmarks) -> np.ndarray:
 def mouth_opening(landmarks, lips: str = "inner") -> np.ndarray:
   """[..., 68, 2] -> [...] lip-pair distance / interocular distance (see the module docstring)."""
   if lips not in PAIRS:
-    raise ValueError(f"lips must be one of {sorted(PAIRS)}, got {lips!r}")
+    raise UserError(f"lips must be one of {sorted(PAIRS)}, got {lips!r}")
   landmarks = check_landmarks(landmarks)
   top, bottom = (list(p) for p in zip(*PAIRS[lips]))
   gap = np.linalg.norm(landmarks[..., top, :] - landmarks[..., bottom, :], axis=-1).mean(-1)
   size = face_size(landmarks)
   if np.any(size <= 0):
-    raise ValueError("landmarks with coincident eye centres (face size 0)")
+    raise UserError("landmarks with coincident eye centres (face size 0)")
   return gap / size
 
 
@@ -56,15 +58,15 @@ def pearson(a, b, name: str = "mouth opening") -> float:
   """Pearson correlation of two equal-length series (>= 3 values, neither constant)."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
   if a.ndim != 1 or a.shape != b.shape:
-    raise ValueError(f"{name}: series must be 1-D and of equal length, got {a.shape} and {b.shape}")
+    raise UserError(f"{name}: series must be 1-D and of equal length, got {a.shape} and {b.shape}")
   if a.size < 3:
-    raise ValueError(f"{name}: correlation needs at least 3 frames, got {a.size}")
+    raise UserError(f"{name}: correlation needs at least 3 frames, got {a.size}")
   if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-    raise ValueError(f"{name}: contains NaN or Inf")
+    raise UserError(f"{name}: contains NaN or Inf")
   a, b = a - a.mean(), b - b.mean()
   denom = np.sqrt(np.sum(a * a) * np.sum(b * b))
   if denom == 0:
-    raise ValueError(f"{name}: a constant series has no correlation (the mouth never moves)")
+    raise UserError(f"{name}: a constant series has no correlation (the mouth never moves)")
   return float(np.sum(a * b) / denom)
 
 
@@ -73,6 +75,6 @@ def opening_correlation(generated_landmarks, truth_landmarks, lips: str = "inner
   g = check_landmarks(generated_landmarks, "generated landmarks")
   t = check_landmarks(truth_landmarks, "ground-truth landmarks")
   if g.shape != t.shape or g.ndim != 3:
-    raise ValueError(f"generated landmarks {g.shape} and ground truth {t.shape} must both be "
+    raise UserError(f"generated landmarks {g.shape} and ground truth {t.shape} must both be "
                      "[T, 68, 2] with the same T")
   return pearson(mouth_opening(g, lips), mouth_opening(t, lips))

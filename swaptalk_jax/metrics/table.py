@@ -13,6 +13,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from swaptalk_jax.errors import UserError
 from swaptalk_jax.metrics import bootstrap
 
 SETTINGS = ("self", "cross")
@@ -105,13 +106,13 @@ def format_cell(cell: Cell | None) -> str:
 
 def check_rows(setting: str, rows: Mapping[str, Mapping[str, Cell]]) -> None:
   if setting not in SETTINGS:
-    raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
+    raise UserError(f"setting must be one of {SETTINGS}, got {setting!r}")
   if not rows:
-    raise ValueError("Table 1 needs at least one method row")
+    raise UserError("Table 1 needs at least one method row")
   for method, cells in rows.items():
     unknown = set(cells) - set(COLUMN_KEYS)
     if unknown:
-      raise ValueError(f"method {method!r}: unknown metric columns {sorted(unknown)} "
+      raise UserError(f"method {method!r}: unknown metric columns {sorted(unknown)} "
                        f"(known: {list(COLUMN_KEYS)})")
 
 
