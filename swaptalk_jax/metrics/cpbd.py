@@ -110,7 +110,11 @@ def edge_widths(image: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def cpbd(image) -> float:
   """CPBD of one image (uint8 RGB or gray, at least 64x64)."""
-  from skimage.feature import canny  # pylint: disable=import-outside-toplevel
+  try:
+    from skimage.feature import canny  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ImportError("CPBD needs scikit-image (its Canny edges define the convention): "
+                      "pip install 'scikit-image>=0.25'") from e
   gray = to_gray(image)
   h, w = gray.shape
   if h < BLOCK or w < BLOCK:
