@@ -1,10 +1,12 @@
-"""usage: swaptalk export --run=DIR [--stages=vqgan,swap,lipsync] --out=BUNDLE [--dtype=bfloat16] [--noema]
+"""usage: swaptalk export --run=DIR [--stages=vqgan,swap,lipsync] --out=BUNDLE
+                       [--dtype=bfloat16] [--noema] [--vqgan=DIR --swap=DIR --lipsync=DIR]
 
 Writes a standalone inference bundle: each stage's inference params (EMA by default) as safetensors
-with a JSON manifest, and each stage function (encode, decode, swap, lipsync) serialised with `jax.export`
-(StableHLO, symbolic batch, lowered for cpu, cuda and tpu). `swaptalk_jax/inference/bundle.py`
-loads and runs it with jax alone (no flax, orbax or training code). Stage run directories are
-`<run>/<stage>` (as for `swaptalk generate --run`) or given one by one (--vqgan, --swap, --lipsync).
+with a JSON manifest, and each stage function (encode, decode, swap, lipsync) serialised with
+`jax.export` (StableHLO, symbolic batch, lowered for cpu, cuda and tpu).
+`swaptalk_jax/inference/bundle.py` loads and runs it with jax alone (no flax, orbax or training
+code). Stage run directories are `<run>/<stage>` (as for `swaptalk generate --run`) or given one by
+one (--vqgan, --swap, --lipsync).
 """
 from absl import flags
 

@@ -62,9 +62,11 @@ def load_chain(dirs: dict, ema: bool = True, dtype: str = "float32") -> stages_l
   """The Chain `generate` would run for these run directories, with its params re-cast to `dtype`
   (and the raw instead of the EMA params when `ema` is False)."""
   vqgan = stages_lib.load_vqgan(dirs["vqgan"])
-  loaded = dict(vqgan=vqgan,
-                swap=stages_lib.load_swap(dirs["swap"], vqgan) if "swap" in dirs else None,
-                lipsync=stages_lib.load_lipsync(dirs["lipsync"], vqgan) if "lipsync" in dirs else None)
+  loaded = dict(vqgan=vqgan, swap=None, lipsync=None)
+  if "swap" in dirs:
+    loaded["swap"] = stages_lib.load_swap(dirs["swap"], vqgan)
+  if "lipsync" in dirs:
+    loaded["lipsync"] = stages_lib.load_lipsync(dirs["lipsync"], vqgan)
   for name, stage in loaded.items():
     if stage is not None:
       loaded[name] = functions_lib.at_dtype(stage if ema else _raw_params(stage, name), dtype)
@@ -81,7 +83,8 @@ def export_function(spec: functions_lib.StageFunction, stage_params: dict,
   (batch,) = jax.export.symbolic_shape(bundle_lib.BATCH_DIM)
   param_specs = [jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), stage_params[s])
                  for s in spec.params]
-  input_specs = [jax.ShapeDtypeStruct((batch,) + x.shape[1:], functions_lib.interface_dtype(x.dtype))
+  input_specs = [jax.ShapeDtypeStruct((batch,) + x.shape[1:],
+                                      functions_lib.interface_dtype(x.dtype))
                  for x in spec.inputs.values()]
   fn = jax.jit(functions_lib.per_example(spec.fn, len(spec.params),
                                          tuple(x.dtype for x in spec.inputs.values())))
@@ -147,8 +150,9 @@ def export_bundle(out: str, dirs: dict, ema: bool = True, dtype: str = "float32"
     info = dict(format_version=bundle_lib.FORMAT_VERSION, stages=list(loaded),
                 image_size=chain.image_size, dtype=dtype, ema=ema, platforms=list(platforms),
                 snap_to_codes=chain.snap_to_codes, jax_version=jax.__version__,
-                manifests_sha256={n: bundle_lib.sha256_file(os.path.join(tmp, n, bundle_lib.MANIFEST_FILE))
-                                  for n in loaded})
+                manifests_sha256={
+                    n: bundle_lib.sha256_file(os.path.join(tmp, n, bundle_lib.MANIFEST_FILE))
+                    for n in loaded})
     with open(os.path.join(tmp, bundle_lib.BUNDLE_FILE), "w") as f:
       json.dump(info, f, indent=1)
     if os.path.exists(out):

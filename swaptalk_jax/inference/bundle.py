@@ -7,7 +7,7 @@ A bundle is a folder:
   <stage>/manifest.json    stage, variant, step, source run, ema, dtype, the run's config, the
                            params' shapes and dtypes, each function's params/inputs/outputs, and
                            the sha256 of every file of the stage
-  <stage>/params.safetensors   the stage's inference params ('/'-joined paths, swaptalk_jax/params_file.py)
+  <stage>/params.safetensors   the stage's inference params (swaptalk_jax/params_file.py format)
   <stage>/<function>.jax_export  `jax.export` serialisation (StableHLO) of one function, lowered
                            for cpu, cuda and tpu, with a symbolic batch dimension `b`; params are
                            its leading ARGUMENTS (not constants), in the order the manifest lists
@@ -135,7 +135,8 @@ def _load_stage(root: str, name: str, expected_manifest_sha: Optional[str]) -> B
   manifest = read_json(manifest_path)
   check_format(manifest, manifest_path)
   hashes = manifest.get("sha256", {})
-  params_path = verify_file(directory, manifest["params"]["file"], hashes.get(manifest["params"]["file"]))
+  params_file = manifest["params"]["file"]
+  params_path = verify_file(directory, params_file, hashes.get(params_file))
   params, _ = params_io.load_params(params_path)
   shapes = {k: list(v.shape) for k, v in params_io.flatten_params(params).items()}
   if shapes != manifest["params"]["shapes"]:
