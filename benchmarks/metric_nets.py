@@ -33,9 +33,9 @@ def _torch_models():
     import torch  # noqa: F401  pylint: disable=unused-import
   except ImportError:
     return None
-  from tests.test_inception_fid import _torch_reference as inception_reference
-  from tests.test_syncnet import _torch_reference as syncnet_reference
-  return inception_reference(), syncnet_reference()
+  from tests.reference.torch_inception import fid_inception_v3
+  from tests.reference.torch_syncnet import syncnet_v2
+  return fid_inception_v3(), syncnet_v2()
 
 
 def _state(model):

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path.insert(0, str(REPO))
 
 from data_prep.real import manifest, quality, scenes  # noqa: E402
 from data_prep.real.config import PrepConfig  # noqa: E402
@@ -85,7 +85,7 @@ def main():
   ap.add_argument("--seconds", type=float, default=8.0, help="length of the VoxCeleb2-like clip")
   args = ap.parse_args()
   os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-  import real_media  # pylint: disable=g-import-not-at-top
+  from tests.reference import media as real_media  # pylint: disable=g-import-not-at-top
   tmp = tempfile.mkdtemp()
   vox = real_media.talking_video(f"{tmp}/vox.mp4", seconds=args.seconds, fps=25, sample_rate=16000,
                                  channels=1, size=(224, 224))

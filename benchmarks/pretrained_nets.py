@@ -69,7 +69,7 @@ def _time_torch_net(name, batch, iters):
 
 def _time_dlib(name, iters):
   from skimage import data  # pylint: disable=import-outside-toplevel
-  from swaptalk_jax.face_id import identity as face_identity  # pylint: disable=import-outside-toplevel
+  from swaptalk_jax.face import recognition as face_identity  # pylint: disable=import-outside-toplevel
   embedder = face_identity.DlibIdentityEmbedder()
   image = data.astronaut()[:260, 100:340]
   box = embedder.faces.largest_face(image)

@@ -4,8 +4,8 @@ reconstruction error after the same number of steps.
 
   python benchmarks/vqgan_codebook.py [--steps 200] [--image_size 32] [--num_codes 64]
 
-Usage figures: `eval used` = fraction of each codebook used by the eval set's tokens (unseen
-identities); `running dead` = fraction of codes whose running usage (the trainer's EMA) is below
+Usage figures: `eval used` = fraction of each codebook used by the whole eval split's tokens
+(unseen identities; the codebook_usage evaluator); `running dead` = fraction of codes whose running usage (the trainer's EMA) is below
 dead_threshold / K at the end; `perplexity` = per eval batch (K = uniform use of all codes).
 """
 import argparse
@@ -24,7 +24,6 @@ from data_prep.synthetic.prepare import prepare_synthetic  # noqa: E402
 from swaptalk_jax.core.loop import evaluate  # noqa: E402
 from swaptalk_jax.core.trainer import global_batch  # noqa: E402
 from swaptalk_jax.trainers.registry import build_trainer  # noqa: E402
-from swaptalk_jax.trainers.vqgan import eval_set_code_usage  # noqa: E402
 
 VARIANTS = {"none": (0.0, False), "entropy": (0.01, False), "restart": (0.0, True),
             "entropy+restart": (0.01, True)}
@@ -64,9 +63,9 @@ def train_variant(config, steps: int) -> dict:
                                                                 trainer.batch_sharding))
       scores = evaluate(trainer, state, _NoWriter(), steps)
       metrics = jax.device_get(metrics)
-    used = eval_set_code_usage(config, jax.device_get(state.ema_params["generator"]))
   return dict(train_l1=float(metrics["generator/l1"]), eval_l1=scores["l1"],
-              used_upper=used["upper"], used_lower=used["lower"],
+              used_upper=scores["codebook_usage/used_upper"],
+              used_lower=scores["codebook_usage/used_lower"],
               dead_upper=float(metrics["generator/dead_codes_upper"]),
               dead_lower=float(metrics["generator/dead_codes_lower"]),
               perplexity_upper=scores["perplexity_upper"],

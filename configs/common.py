@@ -37,6 +37,8 @@ def base_config() -> ml_collections.ConfigDict:
       log_every=50,
       eval_every=500,               # periodic eval: every evaluator of c.evals + image summaries
       eval_batches=4,               # batches of the batch_mean evaluator
+      summary_every=0,              # TensorBoard images of an eval batch also at these steps
+                                    # (0: only with each eval)
       checkpoint_every=500,
       keep_checkpoints=3,
       async_checkpointing=True,

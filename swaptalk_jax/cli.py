@@ -9,6 +9,7 @@ import importlib
 import importlib.util
 import sys
 
+from swaptalk_jax import cli_support
 from swaptalk_jax.errors import UserError
 
 COMMANDS = {
@@ -39,6 +40,17 @@ def _usage() -> str:
   return "\n".join(lines)
 
 
+def global_flags_help(module) -> str | None:
+  """The help page of a command whose flags are absl's global flags (defined at module level):
+  its docstring, its flags and its EXAMPLE. None for commands that parse their own flags (they
+  answer --help themselves)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  if not flags.FLAGS.flags_by_module_dict().get(module.__name__):
+    return None
+  return cli_support.help_text(module.__doc__ or "", getattr(module, "EXAMPLE", ""),
+                               flags.FLAGS.module_help(module.__name__))
+
+
 def main(argv=None) -> None:
   argv = list(sys.argv if argv is None else argv)
   if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
@@ -52,6 +64,11 @@ def main(argv=None) -> None:
     print(f"swaptalk: command {name!r} is not in this version yet\n\n{_usage()}", file=sys.stderr)
     sys.exit(2)
   module = importlib.import_module(f"swaptalk_jax.commands.{name}")
+  if cli_support.wants_help(argv[1:]):
+    page = global_flags_help(module)
+    if page is not None:
+      print(page)
+      sys.exit(0)
   try:
     module.main([f"swaptalk {name}"] + argv[2:])
   except UserError as e:

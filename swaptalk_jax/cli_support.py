@@ -1,13 +1,15 @@
 """What every `swaptalk` command shares: `--help`/`-h` answered with the command's own usage, its
-flags and an example (stdout, exit 0), and flag checks that fail as one-line UserErrors.
+flags and an example (stdout, exit 0; `cli.py` does it for commands on absl's global flags,
+`parse_flags` for commands with their own FlagValues), and flag checks that fail as one-line
+UserErrors.
 
 Commands (`swaptalk_jax/commands/*.py`) are imported only by `cli.py`; this module is what they
 share, so no command imports another.
 """
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
-from absl import app, flags
+from absl import flags
 
 from swaptalk_jax.errors import UserError
 
@@ -30,13 +32,6 @@ def print_help(doc: str, example: str, flag_help: str) -> None:
   """Prints the help page on stdout and exits 0."""
   print(help_text(doc, example, flag_help))
   sys.exit(0)
-
-
-def run_absl(main: Callable, argv: Sequence[str], doc: str, example: str, module_name: str) -> None:
-  """Runs `main` under absl with the global flags of `module_name`; answers --help/-h first."""
-  if wants_help(argv):
-    print_help(doc, example, flags.FLAGS.module_help(module_name))
-  app.run(main, argv=list(argv))
 
 
 def parse_flags(fv: flags.FlagValues, argv: Sequence[str], doc: str, example: str) -> list[str]:

@@ -70,3 +70,13 @@ def cli_train(args, env_extra=None, devices=1, **kwargs):
   env.update(env_extra or {})
   return subprocess.Popen([sys.executable, "-m", "swaptalk_jax.cli", "train", *args], cwd=REPO,
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def assert_one_error_line(proc, expected: str, command: str = "train") -> None:
+  """A finished `swaptalk <command>` process failed with exit 1 and exactly one
+  `swaptalk <command>: error:` line containing `expected`, and no traceback."""
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 1, err[-2000:]
+  errors = [line for line in err.splitlines() if line.startswith(f"swaptalk {command}: error:")]
+  assert len(errors) == 1 and expected in errors[0], err[-2000:]
+  assert "Traceback" not in err

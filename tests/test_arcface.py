@@ -273,9 +273,8 @@ def test_default_region_turns_face_module_crops_into_arcface_crops():
   from skimage import data
   from swaptalk_jax.face import align
   from swaptalk_jax.face import landmarks as face_landmarks
-  from swaptalk_jax.face_id import landmarks as metric_landmarks
   image = data.astronaut()
-  points = metric_landmarks.FaceLandmarks().landmarks(image)
+  points = face_landmarks.FaceLandmarks().landmarks(image)
   config = align.AlignConfig(smooth_sigma=0.0)
   crop = align.warp_to_crop(image, align.frame_to_crop_transforms(points[None], config)[0], 256)
   direct = cv2.warpAffine(image, arcface.alignment_transform(face_landmarks.five_points(points)),

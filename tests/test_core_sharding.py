@@ -86,3 +86,24 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
       str(tmp_path / "accum"), jax.devices(), 3)
   np.testing.assert_allclose(losses, ref_losses, rtol=2e-5)
   assert_trees_close(acc.params, ref.params, rtol=1e-4, atol=1e-5)
+
+
+def test_config_rules_extend_and_override_the_logical_rules(tmp_path):
+  """config.logical_axis_rules replaces a rule by name and adds new names (MaxText style); the
+  trainer builds its shardings with them (no compile needed to see it)."""
+  from swaptalk_jax.core import sharding  # pylint: disable=import-outside-toplevel
+  from swaptalk_jax.errors import UserError  # pylint: disable=import-outside-toplevel
+  base = dict(sharding.LOGICAL_RULES)
+  assert {"heads", "kv", "mlp", "length", "embed", "batch"} <= set(base)
+  config = toy_config(mesh=dict(data=4, fsdp=2))
+  config.logical_axis_rules = (("conv_out", None), ("experts", "fsdp"))
+  rules = dict(sharding.rules_from_config(config))
+  assert rules["conv_out"] is None and rules["experts"] == "fsdp" and rules["embed"] == base["embed"]
+  default = build_trainer(toy_config(mesh=dict(data=4, fsdp=2)), str(tmp_path / "a"))
+  override = build_trainer(config, str(tmp_path / "b"))
+  assert dict(override.rules)["conv_out"] is None
+  fsdp_leaves = lambda t: sum("fsdp" in str(s.spec) for s in jax.tree.leaves(t.state_shardings.params))
+  assert fsdp_leaves(default) > 0 and fsdp_leaves(override) < fsdp_leaves(default)
+  config.logical_axis_rules = (("mlp", "model"),)
+  with pytest.raises(UserError, match="unknown mesh axes"):
+    sharding.rules_from_config(config)

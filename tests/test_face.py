@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-import real_media
+from reference import media as real_media
 from swaptalk_jax.face import align, detect, landmarks, paste, track
 
 pytest.importorskip("dlib")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import generate_helpers as gh
-import real_media
+from reference import media as real_media
 from swaptalk_jax.errors import UserError
 from swaptalk_jax.face import landmarks as lm
 from swaptalk_jax.face.detect import DetectorConfig
@@ -151,7 +151,7 @@ def test_megamind_with_t1_photo_face_index(tmp_path, random_chain):
   this checks the path, not the look)."""
   photo = _t1_photo()
   clip = decode.read_video(str(MEGAMIND), start=7.0, end=9.0)
-  from swaptalk_jax.video.encode import write_video
+  from swaptalk_jax.video.write import write_video
   target = write_video(str(tmp_path / "mm.mp4"), clip.frames, fps=25, audio=clip.audio,
                        sample_rate=16000, preset="ultrafast")
   out = tmp_path / "out.mp4"
@@ -181,7 +181,7 @@ def test_vqgan_only_on_a_held_out_synthetic_identity(tmp_path, tiny_vqgan):
   """The trained micro VQGAN (16x16 tokens at 32 px) reconstructs a held-out synthetic identity
   through the whole path: closer to the input face than the mean face, background untouched."""
   from data_prep.synthetic import make_clip
-  from swaptalk_jax.video.encode import write_video
+  from swaptalk_jax.video.write import write_video
   clip = make_clip(9, 1, 0, 2.0, 128, partners=range(8, 10))
   target = write_video(str(tmp_path / "syn.mp4"), clip.frames, fps=25, audio=clip.audio,
                        sample_rate=16000, crf=12, preset="ultrafast")
@@ -226,7 +226,7 @@ def test_bad_inputs_fail_in_one_line_and_leave_no_output(tmp_path, vqgan_run):
       pipeline.generate(chain, args["source"], args["target"], args["out"], args["audio"],
                         pipeline.Options(**FAST))
   no_face = tmp_path / "no_face.mp4"
-  from swaptalk_jax.video.encode import write_video
+  from swaptalk_jax.video.write import write_video
   write_video(str(no_face), np.full((10, 64, 64, 3), 90, np.uint8), fps=25,
               audio=real_media.speech(16000, 1, 0.4), preset="ultrafast")
   with pytest.raises(UserError, match="no face of >= 40 px in any of its 10 frames"):
@@ -236,7 +236,7 @@ def test_bad_inputs_fail_in_one_line_and_leave_no_output(tmp_path, vqgan_run):
 
 def test_frames_without_a_face_pass_through_untouched(tmp_path, vqgan_run):
   """Blank frames spliced into a talking clip are written as they were and counted."""
-  from swaptalk_jax.video.encode import write_video
+  from swaptalk_jax.video.write import write_video
   frames = real_media.face_frames(30, (128, 112), fps=25)
   frames[10:20] = 80
   target = write_video(str(tmp_path / "gap.mp4"), frames, fps=25, crf=0, preset="ultrafast",

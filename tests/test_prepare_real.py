@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-import real_media
+from reference import media as real_media
 from data_prep.real import beam, cli, folder, hdtf, manifest, process, voxceleb2
 from data_prep.real.config import PrepConfig
 from data_prep.real.spec import ClipSpec
@@ -261,7 +261,7 @@ def test_carphone_real_talking_man_with_real_speech(tmp_path):
   assert v.frames.shape[0] == 101  # 120 frames at 29.97 fps = 4.004 s -> ceil(100.1) frames
   with pytest.raises(process.StageError, match="no audio"):
     process.process_item(ClipSpec("c", str(CARPHONE), "c", "train"), PrepConfig(min_face=40))
-  from swaptalk_jax.video.encode import write_video
+  from swaptalk_jax.video.write import write_video
   path = write_video(str(tmp_path / "c.mp4"), v.frames, fps=25,
                      audio=real_media.speech(16000, 1, 4.04), sample_rate=16000)
   clips = process.process_item(ClipSpec("c", path, "c", "train"), PrepConfig(min_face=40))

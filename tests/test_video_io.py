@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
-import real_media
+from reference import media as real_media
 from swaptalk_jax.audio.resample import to_mono_16k
-from swaptalk_jax.video import decode, encode
+from swaptalk_jax.video import decode, write
 
 
 def _source_frames(path):
@@ -81,7 +81,7 @@ def test_rotation_metadata_applied(tmp_path, rotation):
 
 
 def test_odd_size_and_downscale(tmp_path):
-  path = encode.write_video(str(tmp_path / "odd.mp4"), real_media.face_frames(5, (101, 77)), fps=60)
+  path = write.write_video(str(tmp_path / "odd.mp4"), real_media.face_frames(5, (101, 77)), fps=60)
   v = decode.read_video(str(path), with_audio=False)
   assert v.frames.shape[1:] == (101, 77, 3)
   info = decode.probe(str(path), max_side=50)
@@ -106,11 +106,11 @@ def test_bad_inputs_raise_media_error(tmp_path):
 
 def test_writer_roundtrip_and_atomic(tmp_path):
   frames = real_media.face_frames(10, (64, 64))
-  out = encode.write_video(str(tmp_path / "o.mp4"), frames, fps=25,
+  out = write.write_video(str(tmp_path / "o.mp4"), frames, fps=25,
                            audio=real_media.speech(16000, 1, 0.4), sample_rate=16000)
   v = decode.read_video(out)
   assert v.frames.shape == frames.shape and np.abs(v.frames.astype(int) - frames).mean() < 4
   assert sorted(os.listdir(tmp_path)) == ["o.mp4"]
   with pytest.raises(ValueError, match="no frames"):
-    encode.write_video(str(tmp_path / "none.mp4"), [], fps=25)
+    write.write_video(str(tmp_path / "none.mp4"), [], fps=25)
   assert sorted(os.listdir(tmp_path)) == ["o.mp4"]  # nothing partial left behind

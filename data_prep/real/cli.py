@@ -1,4 +1,4 @@
-"""`swaptalk prepare {hdtf,voxceleb2,folder} --in DIR --out DIR [flags]`.
+"""usage: swaptalk prepare {hdtf,voxceleb2,folder} --in DIR --out DIR [flags]
 
 Stages every item (resumable: finished items are skipped, failed ones retried), writes
 `<out>/<name>_staging/failures.csv`, then builds the TFDS ArrayRecord dataset `<out>/<name>/1.0.0`

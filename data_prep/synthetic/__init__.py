@@ -6,7 +6,7 @@ Entry points: `make_clip` / `synthetic_clips` (Clips for the record writer), `re
 `sample_identity`, `sample_motion`, `synth_speech`.
 """
 from data_prep.synthetic.clips import clip_name, make_clip, synthetic_clips
-from data_prep.synthetic.identity import Identity, identity_name, sample_identity
+from data_prep.synthetic.appearance import Identity, identity_name, sample_identity
 from data_prep.synthetic.motion import Motion, sample_motion
 from data_prep.synthetic.renderer import render
 from data_prep.synthetic.speech import synth_speech

@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from data_prep.synthetic import speech
-from data_prep.synthetic.identity import identity_name, sample_identity
+from data_prep.synthetic.appearance import identity_name, sample_identity
 from data_prep.synthetic.motion import sample_motion
 from data_prep.synthetic.renderer import render
 from swaptalk_jax.data.clip import FPS, Clip

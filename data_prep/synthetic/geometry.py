@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from data_prep.synthetic.identity import Identity
+from data_prep.synthetic.appearance import Identity
 from data_prep.synthetic.motion import Motion
 
 FACE_SCALE = 0.34 # pixels per face unit, as a fraction of the frame size

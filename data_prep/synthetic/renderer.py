@@ -13,7 +13,7 @@ import numpy as np
 
 from data_prep.synthetic import geometry
 from data_prep.synthetic.geometry import DEPTH, FORESHORTENED, View
-from data_prep.synthetic.identity import HAIR_STYLES, Identity
+from data_prep.synthetic.appearance import HAIR_STYLES, Identity
 from data_prep.synthetic.motion import Motion
 
 SCLERA = np.array([0.95, 0.93, 0.9], np.float32)

@@ -1,12 +1,14 @@
-"""`swaptalk encode --checkpoint=WORKDIR --data=DATASET --out=DIR [--config=...]`: a prepared
-dataset -> VQ token indices of every frame ("encode once, train many").
+"""usage: swaptalk encode --checkpoint=WORKDIR --data=DATASET --out=DIR [--config=...] [--splits=...]
+
+A prepared dataset -> VQ token indices of every frame with a trained VQGAN ("encode once, train
+many"): <out>/<split>.array_record + <out>/metadata.json.
 
 The library parts are `data/encode_tokens.py` (encoding) and `data/token_records.py` (the record
 layout and its reader); the params come from `core/checkpoint.load_params`.
 """
 import os
 
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
 from swaptalk_jax import cli_support
@@ -46,4 +48,4 @@ def _main(argv):
 
 
 def main(argv):
-  cli_support.run_absl(_main, argv, __doc__, EXAMPLE, __name__)
+  app.run(_main, argv=argv)

@@ -1,10 +1,11 @@
 """usage: swaptalk train --config=configs/<stage>.py:<variant> --workdir=DIR [--config.key=value ...]
 
-Trains a stage (vqgan, toy; later swap, lip_expert, lipsync) on the shared core: checkpoints, the
-data-iterator state and TensorBoard logs go to --workdir; a rerun with the same workdir resumes.
+Trains the config's stage (config.stage: a name in swaptalk_jax/trainers/registry.py) on the shared
+core: checkpoints, the data-iterator state and TensorBoard logs go to --workdir; a rerun with the
+same workdir resumes.
 Any config field can be overridden on the command line (--config.train.num_steps=100).
 """
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
 from swaptalk_jax import cli_support
@@ -28,4 +29,4 @@ def _main(argv):
 
 
 def main(argv):
-  cli_support.run_absl(_main, argv, __doc__, EXAMPLE, __name__)
+  app.run(_main, argv=argv)

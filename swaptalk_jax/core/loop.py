@@ -48,11 +48,16 @@ def evaluate(trainer: Trainer, state, writer, step: int) -> dict:
   params = trainer.eval_params(state)
   scores = evaluators.run_all(trainer.evaluators, params)
   writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
+  write_summaries(trainer, state, writer, step)
+  return scores
+
+
+def write_summaries(trainer: Trainer, state, writer, step: int) -> None:
+  """The Task's TensorBoard images (`Task.summaries`) of the first eval batch, as 'eval/*'."""
   batch = next(trainer.eval_context.batches(1), None)
   if batch is not None:
-    images = trainer.summary_fn(params, batch)
+    images = trainer.summary_fn(trainer.eval_params(state), batch)
     writer.write_images(step, {f"eval/{k}": reporting.to_image_grid(v) for k, v in images.items()})
-  return scores
 
 
 def run(trainer: Trainer, stop_after: Optional[int] = None):
@@ -87,6 +92,8 @@ def run(trainer: Trainer, stop_after: Optional[int] = None):
         writer.write_scalars(step, scalars)
       if tc.eval_every and (step % tc.eval_every == 0 or step == tc.num_steps):
         evaluate(trainer, state, writer, step)
+      elif tc.get("summary_every", 0) and step % tc.summary_every == 0:
+        write_summaries(trainer, state, writer, step)
       preempted = _agreed(preemption.requested)
       stop = preempted or step == end
       if step % tc.checkpoint_every == 0 or stop:

@@ -13,7 +13,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from swaptalk_jax.face import models
+from swaptalk_jax.face import model_files
 
 HOG_WINDOW = 80
 
@@ -45,7 +45,7 @@ def detect_faces(frame: np.ndarray, config: DetectorConfig = DetectorConfig()) -
   if abs(s - 1.0) > 1e-3:
     gray = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))),
                       interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-  rects, scores, _ = models.hog_detector().run(gray, 0, config.threshold)
+  rects, scores, _ = model_files.hog_detector().run(gray, 0, config.threshold)
   boxes = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1, sc]
                     for r, sc in zip(rects, scores)], np.float32).reshape(-1, 5)
   boxes[:, :4] /= s

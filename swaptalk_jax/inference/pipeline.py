@@ -32,7 +32,7 @@ from swaptalk_jax.face.landmarks import LandmarkPredictor
 from swaptalk_jax.face.track import TrackerConfig
 from swaptalk_jax.inference import faces, media
 from swaptalk_jax.inference.stages import Chain
-from swaptalk_jax.video import decode, encode
+from swaptalk_jax.video import decode, write
 
 FPS = 25
 PARTS = ("decode", "face", "E", "swap", "lipsync", "D", "paste", "encode")
@@ -307,7 +307,7 @@ def generate(chain: Chain, source: Optional[str], target: str, out: str,
   gen = _Generator(chain, info, track, source_tokens, reference_tokens, mel, n_out, options, timer,
                    preview_at)
   try:
-    encode.write_video(out, _timed_iter(gen, timer, "encode"), fps=FPS, audio=sound,
+    write.write_video(out, _timed_iter(gen, timer, "encode"), fps=FPS, audio=sound,
                        sample_rate=SAMPLE_RATE,
                        crf=options.crf, preset=options.preset)
   except (OSError, ValueError) as e:

@@ -1,5 +1,5 @@
 """Does a reconstruction keep the identity of its original? Measured with dlib's face recogniser
-(face_id.identity), a network independent of anything we train.
+(face/recognition.py), a network independent of anything we train.
 
 Inputs are face crops [N, H, W, 3]: uint8, or float in [-1, 1] (the VQGAN's range; floats are
 clipped to it as an image display would, values beyond +-1.5 are an error). The recogniser sees the
@@ -23,7 +23,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from swaptalk_jax.face_id import identity as identity_lib
+from swaptalk_jax.face import recognition as identity_lib
 
 SYNTHETIC_FACE_BOX = (0.26, 0.35, 0.72, 0.81)  # (x0, y0, x1, y1) as fractions of the crop side
 MIN_SIDE = identity_lib.CHIP_SIZE

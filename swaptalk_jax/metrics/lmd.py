@@ -20,12 +20,11 @@ import cv2
 import numpy as np
 
 from swaptalk_jax.face import landmarks as face_landmarks
-from swaptalk_jax.face_id import landmarks as face_id_landmarks
 from swaptalk_jax.metrics import identity_preservation
 
 LMD_SIZE = 256
 MOUTH = slice(48, 68)
-NoFaceError = face_id_landmarks.NoFaceError
+NoFaceError = face_landmarks.NoFaceError
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,7 +56,7 @@ def face_boxes(crops: np.ndarray, face_box: Sequence[float] | None, name: str) -
   boxes = []
   for i, crop in enumerate(crops):
     try:
-      boxes.append(face_id_landmarks.largest_face(crop))
+      boxes.append(face_landmarks.largest_face(crop))
     except NoFaceError:
       raise NoFaceError(f"{name}: no face detected in frame {i} of {len(crops)} (crops resized to "
                         f"{LMD_SIZE} px); pass a fixed face_box for aligned crops") from None

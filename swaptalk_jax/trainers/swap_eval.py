@@ -94,7 +94,7 @@ def image_scores(images: np.ndarray, truth: np.ndarray) -> dict:
 def identity_retrieval(images: np.ndarray, labels: np.ndarray, gallery: np.ndarray,
                        gallery_labels: np.ndarray) -> float:
   """dlib top-1: share of `images` whose nearest gallery descriptor has their label."""
-  from swaptalk_jax.face_id import identity as identity_lib  # pylint: disable=g-import-not-at-top
+  from swaptalk_jax.face import recognition as identity_lib  # pylint: disable=g-import-not-at-top
   from swaptalk_jax.metrics import identity_preservation as idp  # pylint: disable=g-import-not-at-top
   queries, reference = idp.embed_crops(images), idp.embed_crops(gallery)
   nearest = np.argmin(identity_lib.distance(queries[:, None], reference[None]), axis=1)

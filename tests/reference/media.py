@@ -14,9 +14,9 @@ import scipy.io.wavfile
 from scipy import signal
 import skimage.data
 
-from swaptalk_jax.video.encode import write_video
+from swaptalk_jax.video.write import write_video
 
-ROOT = pathlib.Path(__file__).resolve().parent
+ROOT = pathlib.Path(__file__).resolve().parents[1]   # tests/
 SPEECH = ROOT / "data" / "speech_16k.wav"
 
 

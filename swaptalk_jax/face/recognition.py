@@ -9,8 +9,8 @@ import functools
 
 import numpy as np
 
-from swaptalk_jax.face import models
-from swaptalk_jax.face_id import landmarks as landmarks_lib
+from swaptalk_jax.face import landmarks as landmarks_lib
+from swaptalk_jax.face import model_files
 
 RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 EMBEDDING_DIM = 128
@@ -33,7 +33,7 @@ class DlibIdentityEmbedder:
     import dlib  # pylint: disable=import-outside-toplevel
     self._dlib = dlib
     self.faces = face_models or landmarks_lib.FaceLandmarks()
-    self._recognition = _recognition_model(models.model_path(RECOGNITION_MODEL, model_file))
+    self._recognition = _recognition_model(model_files.model_path(RECOGNITION_MODEL, model_file))
 
   def face_chip(self, image: np.ndarray, box=None) -> np.ndarray:
     """The aligned 150x150 RGB chip the network sees (5-point alignment, padding 0.25)."""
