@@ -164,6 +164,18 @@ def test_bf16_bundle_halves_params(loaded, tiny_vqgan, tmp_path):
   assert same_code > 0.8 and mae < 0.05
 
 
+def test_savedmodel_equals_bundle(loaded, tmp_path):
+  tf = pytest.importorskip("tensorflow")
+  from swaptalk_jax.export import savedmodel
+  out = str(tmp_path / "savedmodel")
+  assert savedmodel.write_savedmodel(loaded.path, out, ["vqgan"]) == ["vqgan_decode", "vqgan_encode"]
+  restored = tf.saved_model.load(out)
+  images = _images(3, seed=5)
+  tokens = restored.signatures["vqgan_encode"](images=tf.constant(images))
+  tokens = np.asarray(next(iter(tokens.values())))
+  assert _rel(tokens, loaded.function("vqgan", "encode")(images)) <= 1e-5
+
+
 # ----------------------------------------------------------------------------- bad input, one line
 def _one_line(excinfo, *words):
   message = str(excinfo.value)

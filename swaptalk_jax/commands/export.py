@@ -34,6 +34,9 @@ def _flags() -> flags.FlagValues:
                     flag_values=fv)
   flags.DEFINE_list("platforms", ["cpu", "cuda", "tpu"], "Platforms to lower for.", flag_values=fv)
   flags.DEFINE_bool("overwrite", False, "Replace an existing --out.", flag_values=fv)
+  flags.DEFINE_string("savedmodel", None, "Also write the bundle as a TensorFlow SavedModel here "
+                      "(jax2tf native serialisation of the same StableHLO; needs tensorflow).",
+                      flag_values=fv)
   return fv
 
 
@@ -48,5 +51,9 @@ def main(argv) -> None:
                               overwrite=fv.overwrite)
   for stage, seconds in info["export_seconds"].items():
     print(f"{stage}: " + ", ".join(f"{fn} ({s:.1f} s)" for fn, s in seconds.items()))
+  if fv.savedmodel:
+    from swaptalk_jax.export import savedmodel  # pylint: disable=import-outside-toplevel
+    names = savedmodel.write_savedmodel(fv.out, fv.savedmodel)
+    print(f"SavedModel {fv.savedmodel}: signatures {names}")
   print(f"bundle {fv.out}: stages {info['stages']}, {info['dtype']}, platforms "
         f"{info['platforms']}; load it with swaptalk_jax.inference.bundle.load_bundle")
