@@ -19,6 +19,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from swaptalk_jax.errors import UserError
 from swaptalk_jax.face import landmarks as face_landmarks
 from swaptalk_jax.metrics import identity_preservation
 
@@ -37,7 +38,7 @@ def as_crops(frames, name: str) -> np.ndarray:
   """uint8 [T, S, S, 3] (uint8, or float in [-1, 1]) square face crops, resized to LMD_SIZE."""
   frames = identity_preservation.to_uint8(frames, name)
   if frames.shape[1] != frames.shape[2]:
-    raise ValueError(f"{name}: LMD takes square aligned face crops [T, S, S, 3], got {frames.shape}")
+    raise UserError(f"{name}: LMD takes square aligned face crops [T, S, S, 3], got {frames.shape}")
   if frames.shape[1] == LMD_SIZE:
     return frames
   return np.stack([cv2.resize(f, (LMD_SIZE, LMD_SIZE), interpolation=cv2.INTER_CUBIC)
@@ -50,7 +51,7 @@ def face_boxes(crops: np.ndarray, face_box: Sequence[float] | None, name: str) -
   if face_box is not None:
     x0, y0, x1, y1 = (float(v) for v in face_box)
     if not 0.0 <= x0 < x1 <= 1.0 or not 0.0 <= y0 < y1 <= 1.0:
-      raise ValueError(f"face_box must be fractions (x0, y0, x1, y1) with 0 <= x0 < x1 <= 1 and "
+      raise UserError(f"face_box must be fractions (x0, y0, x1, y1) with 0 <= x0 < x1 <= 1 and "
                        f"0 <= y0 < y1 <= 1, got {tuple(face_box)}")
     return np.tile(np.array([x0, y0, x1, y1], np.float32) * LMD_SIZE, (len(crops), 1))
   boxes = []
@@ -74,7 +75,7 @@ def crop_landmarks(frames, face_box: Sequence[float] | None = None, boxes=None,
     boxes = face_boxes(crops, face_box, name)
   boxes = np.asarray(boxes, np.float32)
   if boxes.shape != (len(crops), 4):
-    raise ValueError(f"{name}: expected one box per frame [{len(crops)}, 4], got {boxes.shape}")
+    raise UserError(f"{name}: expected one box per frame [{len(crops)}, 4], got {boxes.shape}")
   predictor = predictor or default_predictor()
   landmarks = np.stack([predictor(c, b) for c, b in zip(crops, boxes)]).astype(np.float64)
   return landmarks, boxes
@@ -85,7 +86,7 @@ def mouth_distances(generated_landmarks, truth_landmarks) -> np.ndarray:
   g = np.asarray(generated_landmarks, np.float64)
   t = np.asarray(truth_landmarks, np.float64)
   if g.shape != t.shape or g.ndim != 3 or g.shape[1:] != (68, 2):
-    raise ValueError(f"generated landmarks {g.shape} and ground truth {t.shape} must both be "
+    raise UserError(f"generated landmarks {g.shape} and ground truth {t.shape} must both be "
                      "[T, 68, 2] with the same T")
   return np.linalg.norm(g[:, MOUTH] - t[:, MOUTH], axis=-1).mean(-1)
 
@@ -97,7 +98,7 @@ def lmd(generated, truth, face_box: Sequence[float] | None = None, predictor=Non
   """
   generated, truth = np.asarray(generated), np.asarray(truth)
   if generated.ndim != 4 or truth.ndim != 4 or len(generated) != len(truth):
-    raise ValueError(f"LMD needs frame sequences [T, S, S, 3] of equal length, got generated "
+    raise UserError(f"LMD needs frame sequences [T, S, S, 3] of equal length, got generated "
                      f"{generated.shape} and ground truth {truth.shape}")
   truth_lm, boxes = crop_landmarks(truth, face_box, name="ground truth", predictor=predictor)
   gen_lm, _ = crop_landmarks(generated, boxes=boxes, name="generated", predictor=predictor)
