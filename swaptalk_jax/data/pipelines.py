@@ -25,6 +25,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   # name: dataset name (folder under data_dir); data_dir: the `--out` of `swaptalk prepare`
   # (`swaptalk prepare synthetic --out data` writes data/synthetic/1.0.0).
   c.sources = [dict(name="synthetic", data_dir="data", weight=1.0)]
+  c.mixture = ""                # 'name:data_dir[:weight],...' replaces sources (data/mixture.py)
   c.train_split = "train"
   c.eval_split = "test"
   c.image_size = 256            # resized on decode when the stored crops differ
@@ -81,6 +82,9 @@ def resolve_config(data_config: ml_collections.ConfigDict) -> ml_collections.Con
       out[key].update(value)
     else:
       out[key] = value
+  if out.mixture:
+    from swaptalk_jax.data.mixture import parse_mixture  # pylint: disable=g-import-not-at-top
+    out.sources = parse_mixture(out.mixture)
   return out
 
 
