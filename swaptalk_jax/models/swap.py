@@ -55,13 +55,15 @@ class SwapTransformer(nn.Module):
   mlp_dim: int = 2048
   max_tokens: int = 256           # position table size (h * w of the token grid)
   self_attention: bool = False    # a self-attention over the target before each cross-attention
+  position_stddev: float = 0.02   # init scale of the position table (larger: attend by position)
+  source_skip: bool = False       # T~_VQ = S_VQ + final Linear (ours, not the paper's; see below)
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, source: jax.Array, target: jax.Array) -> jax.Array:
     _check_pair("SwapTransformer", source, target)
     b, h, w, d = target.shape
-    positions = PositionEmbedding(self.max_tokens, name="position")
+    positions = PositionEmbedding(self.max_tokens, self.position_stddev, name="position")
     # Semantic embedding of the token type: row = 2 * stream + half (source/target x upper/lower).
     semantic = self.param(
         "semantic", nn.with_logical_partitioning(nn.initializers.normal(0.02), ("vocab", "embed")),
@@ -83,7 +85,12 @@ class SwapTransformer(nn.Module):
                            dtype=self.dtype, name=f"block_{i}")(x, context)
       x = _constrain(x)
     out = layers.dense(d, ("embed", "mlp"), self.dtype, name="out")(x)
-    return out.astype(jnp.float32).reshape(b, h, w, d)
+    out = out.astype(jnp.float32).reshape(b, h, w, d)
+    # source_skip: the blocks predict the change from the source's tokens at the same grid
+    # position (face crops are aligned, so that token shows the same part of the face). It starts
+    # the module at "paste the source" instead of "copy the target" and generalises to unseen
+    # identities on a CPU budget; identity still enters only through the source tokens.
+    return out + source.astype(jnp.float32) if self.source_skip else out
 
 
 class SwapUNet(nn.Module):
@@ -135,7 +142,9 @@ def swap_model_from_config(model_config, dtype=jnp.float32) -> nn.Module:
   if m.backbone == "transformer":
     return SwapTransformer(width=m.width, num_layers=m.num_layers, num_heads=m.num_heads,
                            head_dim=m.head_dim, mlp_dim=m.mlp_dim, max_tokens=m.max_tokens,
-                           self_attention=m.self_attention, dtype=jnp.dtype(dtype))
+                           self_attention=m.self_attention,
+                           position_stddev=m.get("position_stddev", 0.02),
+                           source_skip=m.get("source_skip", False), dtype=jnp.dtype(dtype))
   if m.backbone == "unet":
     return SwapUNet(width=m.width, width_mult=tuple(m.width_mult),
                     num_res_blocks=m.num_res_blocks, num_groups=m.num_groups,
