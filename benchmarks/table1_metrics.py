@@ -2,6 +2,12 @@
 clips rendered here (exact landmarks and mouth openness known).
 
   python benchmarks/table1_metrics.py [--identities 3] [--seconds 1.2] [--json out.json]
+  python benchmarks/table1_metrics.py --table DATA_DIR/synthetic/1.0.0 --out DIR [--frames 40]
+
+--table writes Table 1 (self-driven) on a prepared synthetic set's test split for ground-truth rows:
+the ideal swap (the exact swap render: another identity with the target's pose and mouth), the same
+blurred (Gaussian sigma 1 px), and no swap (the target copied); ID retrieve's gallery is frames of
+each identity's clips in the train and test splits.
 
 Rows: CPBD vs the `cpbd` package (same gray images), SSIM vs skimage, LMD (dlib) vs the same
 distance on the renderer's exact landmarks, mouth-opening correlation (dlib) vs the exact one,
@@ -136,12 +142,54 @@ def bootstrap_row():
               ms_per_frame=f"{t:.1f} per table cell (5000 resamples)")
 
 
+def table_demo(data_dir: str, out: str, frames: int, seed: int = 0):
+  from swaptalk_jax.data import dataset  # pylint: disable=import-outside-toplevel
+  from swaptalk_jax.metrics import clip_metrics, table  # pylint: disable=import-outside-toplevel
+  test = dataset.SplitReader(data_dir, "test")
+  clips = [test.read_clip(c.clip_id) for c in test.clips]
+  readers = [dataset.SplitReader(data_dir, s) for s in ("train", "test")]
+  wanted = {str(c.extras["swap_gt_identity"]) for c in clips}
+  gallery, labels = [], []
+  for reader in readers:
+    for entry in reader.clips:
+      if entry.identity in wanted and entry.identity not in labels:
+        g = reader.read_clip(entry.clip_id).frames[::15]
+        gallery.append(identity_preservation.embed_crops(g, BOX))
+        labels += [entry.identity] * len(g)
+  options = clip_metrics.Options(setting="self", gallery=(np.concatenate(gallery), np.array(labels)),
+                                 seed=seed)
+
+  def rows_for(make):
+    return [clip_metrics.EvalClip(c.clip_id, make(c)[:frames], c.frames[:frames],
+                                  str(c.extras["swap_gt_identity"]),
+                                  exact=c.extras["swap_gt_frames"][:frames]) for c in clips]
+  blur = lambda x: np.clip(scipy.ndimage.gaussian_filter(x.astype(np.float64), (0, 1, 1, 0)),
+                           0, 255).round().astype(np.uint8)
+  methods = {"ideal swap (exact render)": lambda c: c.extras["swap_gt_frames"],
+             "ideal swap, blurred sigma 1": lambda c: blur(c.extras["swap_gt_frames"][:frames]),
+             "no swap (copy target)": lambda c: c.frames}
+  rows = {}
+  for name, make in methods.items():
+    t = time.perf_counter()
+    rows[name] = clip_metrics.compute(rows_for(make), options)
+    print(f"{name}: {time.perf_counter() - t:.0f} s")
+  paths = table.write(out, "self", rows, meta=dict(data=data_dir, frames_per_clip=frames),
+                      title=f"synthetic test split, {len(clips)} clips x {frames} frames")
+  print(paths["md"].read_text())
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--identities", type=int, default=3)
   parser.add_argument("--seconds", type=float, default=1.2)
   parser.add_argument("--json", default="")
+  parser.add_argument("--table", default="", help="a prepared synthetic dataset version dir")
+  parser.add_argument("--out", default="table1_out")
+  parser.add_argument("--frames", type=int, default=40)
   args = parser.parse_args()
+  if args.table:
+    table_demo(args.table, args.out, args.frames)
+    return
   clips = [make_clip(i, 0, seed=0, seconds=args.seconds, resolution=64, partners=range(8))
            for i in range(1, args.identities + 1)]
   rows = [cpbd_row(clips), ssim_row(clips), *lmd_rows(clips), *identity_rows(clips),
