@@ -60,7 +60,8 @@ def _tf_function(tf, jax2tf, loaded, stage, fn, spec, variables, treedefs):
       start += n
     return exported.call(*params, *inputs)
 
-  converted = jax2tf.convert(call, native_serialization=True, with_gradient=False,
+  # jax2tf serialises natively (its only mode in current jax): the bundle's StableHLO as is.
+  converted = jax2tf.convert(call, with_gradient=False,
                              polymorphic_shapes=[None] + ["(b, ...)"] * len(spec["inputs"]),
                              native_serialization_platforms=tuple(exported.platforms))
   input_signature = [tf.TensorSpec([None if d == bundle_lib.BATCH_DIM else d for d in x["shape"]],
