@@ -171,3 +171,14 @@ def test_config_errors_are_one_line(tmp_path):
   c.vqgan.workdir = str(tmp_path / "nowhere")
   with pytest.raises(UserError, match="nowhere"):
     trainer_lib.make_task(c)
+
+
+def test_paper_size_parameter_count():
+  """configs/lip_expert.py:paper over the f16 VQGAN's 8x16 lower grid of 256-d codes (shapes only:
+  nothing is compiled)."""
+  expert = lip_expert_from_config(lip_expert_config.get_config("paper").model)
+  tokens = jax.ShapeDtypeStruct((2, 5, 8, 16, 256), jnp.float32)
+  mel = jax.ShapeDtypeStruct((2, 16, 80), jnp.float32)
+  shapes = jax.eval_shape(expert.init, jax.random.key(0), tokens, mel)
+  count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nn.unbox(shapes)))
+  assert 10e6 < count < 15e6, count   # 12.76 M
