@@ -89,6 +89,12 @@ class LipSyncTask(TaskHooks):
     return self.vqgan.model.apply({"params": self._frozen(params, "vqgan")},
                                   method=lambda m: m.quantizer_lower.embedding_table())
 
+  def quantize_lower(self, params, lower: jax.Array, codebook: Optional[jax.Array] = None):
+    """Lower-half embeddings [..., D] -> their nearest C^B codes (the VQ tokens)."""
+    codebook = self.lower_codebook(params) if codebook is None else codebook
+    nearest = jnp.argmin(-token_losses.code_logits(lower, codebook), axis=-1)
+    return jnp.take(codebook, nearest, axis=0)
+
   def decode(self, params, upper: jax.Array, lower: jax.Array) -> jax.Array:
     """[N, h/2, w, D] halves -> faces [N, S, S, 3] through the frozen decoder."""
     return self.vqgan.model.apply({"params": self._frozen(params, "vqgan")},
@@ -141,15 +147,22 @@ class LipSyncTask(TaskHooks):
     from swaptalk_jax.losses.sync import expert_logits  # pylint: disable=import-outside-toplevel
     return expert_logits(self.expert.model, self._frozen(params, "expert"), lower, mel_window)
 
+  def forward(self, params, batch):
+    """What the loss sees of a training batch: (T^^B, aux, the ground truth's lower `Quantized`,
+    T^U, R^B), all [B, T, ...] but R^B [B, ...]."""
+    target = batch["target"].astype(jnp.float32)
+    # gt: the targets' lower halves, the ground truth only (never a network input)
+    target_upper, gt, ref_upper, ref_lower = self.encode_frames(params, target, batch["reference"])
+    pred, aux = self.predict(params, target_upper, ref_upper, ref_lower, batch["mel"])
+    return pred, aux, gt, target_upper, ref_lower
+
   def loss(self, group, params, batch, rng, step, carry):
     del rng, carry
     if group != "lipsync":
       raise ValueError(f"LipSyncTask: unknown group {group!r}; groups are {self.groups}")
     cfg = self.loss_config
     target = batch["target"].astype(jnp.float32)
-    # gt: the targets' lower halves, the ground truth only (never a network input)
-    target_upper, gt, ref_upper, ref_lower = self.encode_frames(params, target, batch["reference"])
-    pred, aux = self.predict(params, target_upper, ref_upper, ref_lower, batch["mel"])
+    pred, aux, gt, target_upper, ref_lower = self.forward(params, batch)
     metrics = {"code_mse": token_losses.code_loss(pred, gt.codes, "l2"),
                "copy_code_mse": token_losses.code_loss(
                    jnp.broadcast_to(ref_lower[:, None], gt.codes.shape), gt.codes, "l2"),
@@ -232,6 +245,8 @@ class LipSyncTask(TaskHooks):
                        < cfg.silence_level).astype(jnp.float32)
     names = ("output",) + BASELINES + ("vq",)
     lowers = {name: flat(out["gt"] if name == "vq" else out[name]) for name in names}
+    if cfg.quantize:
+      lowers = {k: self.quantize_lower(params, v, codebook) for k, v in lowers.items()}
     # one decoder call for every candidate (one decoder program in the eval)
     decoded = to_unit_range(self.decode(params, jnp.tile(flat(out["upper"]), (len(names), 1, 1, 1)),
                                         jnp.concatenate([lowers[k] for k in names], axis=0)))
@@ -272,7 +287,10 @@ class LipSyncTask(TaskHooks):
     window = batch["resync_mel_window"] if cross else batch["mel_window"]
     out = self.driven_outputs(params, frames.astype(jnp.float32), batch["reference"], mel, window)
     c = frames.shape[1] // 2
-    output = self.decode(params, out["upper"][:, c], out["output"][:, c])
+    lower = out["output"][:, c]
+    if self.eval_config.quantize:
+      lower = self.quantize_lower(params, lower)
+    output = self.decode(params, out["upper"][:, c], lower)
     copy = self.decode(params, out["upper"][:, c], out["copy"][:, c])
     row = jnp.concatenate([batch["reference"], frames[:, c], output, copy], axis=2)
     return {"lipsync": to_unit_range(row)}
