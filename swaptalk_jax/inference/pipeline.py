@@ -235,7 +235,7 @@ def generate(chain: Chain, source: Optional[str], target: str, out: str,
   start = time.perf_counter()
   if chain.swap is not None and source is None:
     raise UserError("the swap stage needs a source photo (--source), or pass --no-swap")
-  _check_paths(source or target, target, audio, out)
+  _check_paths(source, target, audio, out)
   timer = _Timer()
   size = chain.image_size
   align_config = faces.align_config(options.framing, size)
