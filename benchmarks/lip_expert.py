@@ -1,5 +1,5 @@
-"""The VQ-lip expert: step time / MFU at the micro/tiny size, and which fixes get it off the BCE 0.69
-plateau, side by side (same data, same steps, same seed, one process).
+"""The VQ-lip expert: step time / MFU at the micro/tiny size, and which fixes get it off the BCE
+0.69 plateau, side by side (same data, same steps, same seed, one process).
 
   python benchmarks/lip_expert.py --vqgan WORKDIR --data DATA_DIR [--config micro] [--steps 300]
       [--variants default,wav2lip,...] [--offset]

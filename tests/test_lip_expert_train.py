@@ -1,5 +1,5 @@
-"""Stage 2 trained through the shared core (the `lip_expert` session fixture): the run checkpoints an
-expert that stage 3 can load as its frozen judge, and what it reaches on held-out identities.
+"""Stage 2 trained through the shared core (the `lip_expert` session fixture): the run checkpoints
+an expert that stage 3 can load as its frozen judge, and what it reaches on held-out identities.
 
 The issue's bars (train BCE off the 0.69 plateau within EXPERT_STEPS, offset 0 found on >= 90 % of
 held-out windows, +-5 frame delays found with their sign) are asserted below but marked xfail: at

@@ -1,4 +1,4 @@
-"""The sync expert as a loss: its BCE when training it (stage 2) and L_sync when it judges (stage 3).
+"""The sync expert as a loss: its BCE when training it (stage 2), L_sync when it judges (stage 3).
 
 The expert's params are always an ARGUMENT of the caller's jitted function (`Task.frozen_params`
 of the stage that uses it), never closed over, so they are neither baked into the program as

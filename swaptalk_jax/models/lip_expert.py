@@ -117,7 +117,8 @@ class LipExpert(nn.Module):
   def embed_audio(self, mel: jax.Array) -> jax.Array:
     """[B, steps, 80] log-mel window -> unit-norm [B, embed_dim] (f32)."""
     if mel.ndim != 3:
-      raise ValueError(f"LipExpert: audio input must be a [B, steps, mels] log-mel, got {mel.shape}")
+      raise ValueError(f"LipExpert: audio input must be a [B, steps, mels] log-mel, "
+                       f"got {mel.shape}")
     x = (mel.astype(jnp.float32) / MEL_SCALE)[..., None]
     return self._finish(self.audio_out(self.audio(x.astype(self.dtype))))
 

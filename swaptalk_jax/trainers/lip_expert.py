@@ -100,7 +100,8 @@ class LipExpertTask(TaskHooks):
     pos, neg = jnp.maximum(jnp.sum(labels), 1.0), jnp.maximum(jnp.sum(1 - labels), 1.0)
     prob = jax.nn.sigmoid(logits)
     out = {"bce": jnp.mean(bce_with_logits(logits, labels)), "accuracy": jnp.mean(correct),
-           "score_pos": jnp.sum(prob * labels) / pos, "score_neg": jnp.sum(prob * (1 - labels)) / neg}
+           "score_pos": jnp.sum(prob * labels) / pos,
+           "score_neg": jnp.sum(prob * (1 - labels)) / neg}
     if self.expert.score == "scaled":
       out["scale"] = self.expert.apply({"params": nn.unbox(params["expert"])},
                                        method=LipExpert.scale)
