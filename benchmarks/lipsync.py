@@ -1,0 +1,168 @@
+"""Table V at tiny size, side by side from one command: lip-sync backbones (unet / plain_unet /
+dit), L_sync on vs off, warping on vs off, each trained for the same steps on the same data, then
+evaluated cross-driven on held-out identities against the synthetic set's exact re-sync ground
+truth, with the baselines (reference lower half copied, output with shuffled audio) in the same
+table; step time and MFU (FLOPs of the compiled step / time / this CPU's measured matmul peak).
+
+  python benchmarks/lipsync.py --vqgan=/tmp/swaptalk_dev/vqgan --data_dir=/tmp/swaptalk_dev/data \
+      [--expert=LIP_EXPERT_WORKDIR | --expert_steps=300] [--steps=300] [--rows=unet,plain_unet,...]
+
+Without --expert, a micro lip expert (configs/lip_expert.py:micro) is trained first for
+--expert_steps steps (0: the L_sync row is skipped). FID is not computed at this size (no
+Inception weights ship offline); lower-face L1/SSIM, code accuracy, mouth-opening correlation,
+expert score and the silent-frame opening stand in.
+"""
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.common import measure_matmul_peak, print_table  # noqa: E402
+from configs import lipsync as lipsync_config  # noqa: E402
+from swaptalk_jax.core.trainer import global_batch  # noqa: E402
+from swaptalk_jax.trainers.lipsync import resync_report  # noqa: E402
+from swaptalk_jax.trainers.registry import build_trainer  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("vqgan", None, "stage-0 run directory (its image size is used)", required=True)
+flags.DEFINE_string("data_dir", None, "data_dir holding synthetic/ (with re-sync ground truth)",
+                    required=True)
+flags.DEFINE_string("expert", None, "stage-2 lip-expert run directory for the L_sync row")
+flags.DEFINE_integer("expert_steps", 300, "steps of the micro expert trained when --expert is unset")
+flags.DEFINE_integer("steps", 300, "training steps of every row")
+flags.DEFINE_integer("batch_size", 8, "global batch (windows of 5 frames)")
+flags.DEFINE_string("rows", "unet,plain_unet,dit,unet_sync,unet_nowarp", "rows to run")
+flags.DEFINE_string("size", "bench", "'bench' (CPU-sized widths) or 'tiny' (configs/lipsync.py:tiny)")
+
+ROWS = {  # name -> (variant, overrides)
+    "unet": ("tiny", {}),
+    "plain_unet": ("tiny_plain_unet", {}),
+    "dit": ("tiny_dit", {}),
+    "unet_sync": ("tiny", {"loss.sync_weight": 0.1}),
+    "unet_nowarp": ("tiny", {"model.use_warp": False}),
+}
+
+
+def set_key(config, key: str, value) -> None:
+  node = config
+  *parents, leaf = key.split(".")
+  for p in parents:
+    node = node[p]
+  node[leaf] = value
+
+
+def row_config(variant: str, overrides: dict, image_size: int, expert: str | None):
+  c = lipsync_config.get_config(variant)
+  c.vqgan.workdir = FLAGS.vqgan
+  c.data.sources = [dict(name="synthetic", data_dir=FLAGS.data_dir, weight=1.0)]
+  c.data.image_size = image_size
+  c.data.batch_size = FLAGS.batch_size
+  if FLAGS.size == "bench":
+    c.model.update(warp_features=(16, 32), unet_features=(32, 64), audio_width=64, dit_width=64,
+                   dit_depth=2, num_heads=2)
+  c.train.update(num_steps=FLAGS.steps, async_checkpointing=False, eval_every=0,
+                 checkpoint_every=10 ** 9)
+  c.loss.sync_start, c.loss.sync_ramp = FLAGS.steps // 3, FLAGS.steps // 3
+  if expert:
+    c.expert.workdir = expert
+  for key, value in overrides.items():
+    set_key(c, key, value)
+  return c
+
+
+def train_expert(image_size: int) -> str:
+  """A micro lip expert on the same data and VQGAN; returns its run directory."""
+  from configs import lip_expert as expert_config  # pylint: disable=import-outside-toplevel
+  c = expert_config.get_config("micro")
+  c.vqgan.workdir = FLAGS.vqgan
+  c.data.sources = [dict(name="synthetic", data_dir=FLAGS.data_dir, weight=1.0)]
+  c.data.image_size = image_size
+  c.train.update(num_steps=FLAGS.expert_steps, async_checkpointing=False, eval_every=0,
+                 checkpoint_every=FLAGS.expert_steps)
+  workdir = tempfile.mkdtemp(prefix="lipsync_bench_expert_")
+  from swaptalk_jax.core import checkpoint  # pylint: disable=import-outside-toplevel
+  trainer = build_trainer(c, workdir, devices=jax.devices()[:1])
+  with trainer.scope():
+    state = trainer.restore_or_init()
+    for _ in range(FLAGS.expert_steps):
+      state, _ = trainer.train_step(state, global_batch(next(trainer.train_iter),
+                                                        trainer.batch_sharding))
+    checkpoint.save(trainer.manager, FLAGS.expert_steps, state, trainer.train_iter, c, force=True)
+    trainer.manager.wait_until_finished()
+  return workdir
+
+
+def run_row(name: str, config, peak_gflops: float) -> dict:
+  trainer = build_trainer(config, tempfile.mkdtemp(prefix=f"lipsync_bench_{name}_"),
+                          devices=jax.devices()[:1])
+  with trainer.scope():
+    state = trainer.restore_or_init()
+    batch = global_batch(next(trainer.train_iter), trainer.batch_sharding)
+    compiled = trainer.step_fn.lower(state, batch, trainer.frozen).compile()
+    cost = compiled.cost_analysis()
+    flops = float((cost[0] if isinstance(cost, (list, tuple)) else cost).get("flops", 0.0))
+    times = []
+    for _ in range(config.train.num_steps):
+      batch = global_batch(next(trainer.train_iter), trainer.batch_sharding)
+      start = time.perf_counter()
+      state, metrics = trainer.train_step(state, batch)
+      jax.block_until_ready(metrics)
+      times.append(time.perf_counter() - start)
+    batches = [global_batch(b, trainer.batch_sharding) for b in trainer.make_eval_iter()]
+    report = resync_report(trainer.task, trainer.eval_params(state), batches, cross=True)
+  step_time = float(np.median(times[len(times) // 4:]))
+  report.update(step_s=step_time, mfu=flops / step_time / (peak_gflops * 1e9),
+                params_m=sum(x.size for x in jax.tree.leaves(state.params)) / 1e6)
+  return report
+
+
+def main(argv):
+  del argv
+  from swaptalk_jax.core import checkpoint  # pylint: disable=import-outside-toplevel
+  _, _, vqgan_cfg = checkpoint.load_params(FLAGS.vqgan)
+  image_size = int(vqgan_cfg["data"]["image_size"])
+  names = [r for r in FLAGS.rows.split(",") if r]
+  unknown = sorted(set(names) - set(ROWS))
+  if unknown:
+    raise app.UsageError(f"unknown rows {unknown}; known: {sorted(ROWS)}")
+  expert = FLAGS.expert
+  if expert is None and FLAGS.expert_steps > 0:
+    print(f"training a micro lip expert for {FLAGS.expert_steps} steps ...", flush=True)
+    expert = train_expert(image_size)
+  if expert is None:
+    names = [n for n in names if n != "unet_sync"]
+  peak = measure_matmul_peak()
+  reports = {}
+  for name in names:
+    variant, overrides = ROWS[name]
+    print(f"row {name}: {FLAGS.steps} steps ...", flush=True)
+    reports[name] = run_row(name, row_config(variant, overrides, image_size, expert), peak)
+  columns = ["row", "lower L1", "lower SSIM", "mouth L1", "code acc", "mouth corr",
+             "silent opening", "expert", "step s", "MFU", "params M"]
+  rows = []
+  for name, r in reports.items():
+    rows.append([name, r["output_lower_l1"], r["output_lower_ssim"], r["output_mouth_l1"],
+                 r["output_code_accuracy"], r["output_mouth_corr"],
+                 r.get("output_silent_opening", float("nan")), r.get("output_expert", float("nan")),
+                 r["step_s"], r["mfu"], r["params_m"]])
+  first = next(iter(reports.values()))
+  for base in ("copy", "shuffled", "vq"):
+    rows.append([f"baseline {base}" + (f" ({next(iter(reports))})" if base == "shuffled" else ""),
+                 first[f"{base}_lower_l1"], first[f"{base}_lower_ssim"], first[f"{base}_mouth_l1"],
+                 first[f"{base}_code_accuracy"], first[f"{base}_mouth_corr"],
+                 first.get(f"{base}_silent_opening", float("nan")),
+                 first.get(f"{base}_expert", float("nan")), "", "", ""])
+  print(f"\ncross-driven, held-out identities ({first['frames']} frames, {first['silent_frames']} "
+        f"silent; ground-truth silent opening {first.get('gt_silent_opening', float('nan')):.4f}); "
+        f"{FLAGS.steps} steps each, batch {FLAGS.batch_size}x5 frames, peak {peak:.0f} GFLOP/s")
+  print_table(rows, columns)
+
+
+if __name__ == "__main__":
+  app.run(main)
