@@ -36,7 +36,10 @@ def model_config(variant: str) -> ml_collections.ConfigDict:
       token_norm=True,            # LayerNorm of each input token embedding (codebook scale varies)
       score="scaled",             # 'scaled': scale * cos + bias | 'wav2lip': p = cos(relu, relu)
       temperature="learnable",    # 'learnable' | 'fixed' scale of the cosine
-      init_scale=10.0,
+      # Measured on fixed micro features, 400 steps, batch 32, lr 1e-3: init scale 1 (learnable)
+      # -> train BCE 0.548 (below 0.65 by step ~200); init 10 -> 0.647 (starts at BCE ~1.4: random
+      # embeddings are correlated, so a big scale begins overconfident); mean pooling -> 0.692.
+      init_scale=1.0,
   ))
 
 

@@ -46,8 +46,8 @@ def test_shapes_logical_names_and_unit_embeddings():
   a = expert.apply({"params": params}, mel, method=LipExpert.embed_audio)
   np.testing.assert_allclose(np.linalg.norm(v, axis=-1), 1.0, atol=1e-5)
   np.testing.assert_allclose(np.linalg.norm(a, axis=-1), 1.0, atol=1e-5)
-  # logit = exp(log_scale) * cos + bias, init scale 10 and bias 0.
-  np.testing.assert_allclose(logits, 10.0 * np.sum(v * a, -1), rtol=1e-5, atol=1e-5)
+  # logit = exp(log_scale) * cos + bias, at init scale = config init_scale and bias 0.
+  np.testing.assert_allclose(logits, expert.init_scale * np.sum(v * a, -1), rtol=1e-5, atol=1e-5)
 
 
 def test_wav2lip_score_is_cosine_probability():
