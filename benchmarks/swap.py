@@ -1,6 +1,6 @@
 """Stage-1 swap: step time and MFU of `configs/swap.py:tiny` on this CPU, and seed Table IV side by
 side at tiny size: every row trained for the same steps on the same data, then scored on held-out
-identities against the exact ground truth (trainers/swap_eval.py), next to the trivial swaps.
+identities against the exact ground truth (evaluators/swap_pairs.py), next to the trivial swaps.
 
   python benchmarks/swap.py --vqgan outputs/vqgan_tiny --vqgan_variant tiny --data data \
       [--steps 300] [--identity_kind trained --identity_workdir DIR | --identity_kind arcface \
@@ -28,7 +28,7 @@ from configs import swap as swap_configs  # noqa: E402
 from swaptalk_jax.core import sharding  # noqa: E402
 from swaptalk_jax.core.trainer import global_batch  # noqa: E402
 from swaptalk_jax.data import pipelines  # noqa: E402
-from swaptalk_jax.trainers import swap_eval  # noqa: E402
+from swaptalk_jax.evaluators import swap_pairs  # noqa: E402
 from swaptalk_jax.trainers.registry import build_trainer  # noqa: E402
 
 
@@ -81,7 +81,7 @@ def train_and_score(config, args) -> tuple[dict, float]:
                                                         trainer.batch_sharding))
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
-    scores = swap_eval.swap_scores(trainer.task, trainer.eval_params(state),
+    scores = swap_pairs.swap_scores(trainer.task, trainer.eval_params(state),
                                    pipelines.dataset_path(config.data.sources[0]), "test",
                                    args.image_size,
                                    frames_per_clip=args.frames_per_clip)

@@ -32,5 +32,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 def repo_root() -> pathlib.Path:
   return REPO_ROOT
 
-# Session fixtures shared by the stage tests (a synthetic set and a trained 16x16-grid VQGAN).
+# Session fixtures shared by the stage tests (a synthetic set, a trained 16x16-grid VQGAN and a
+# lip expert over it).
 from stage_fixtures import stage_data, tiny_vqgan  # noqa: E402,F401
+from lip_expert_fixtures import lip_expert  # noqa: E402,F401

@@ -51,6 +51,12 @@ def test_codebook_usage_counts_every_batch_of_the_split():
   assert first_only["used_upper"] == 2 / 8
 
 
+def test_every_registered_evaluator_resolves_to_a_class():
+  for kind in common.EVALUATORS:
+    cls = common.evaluator_class(kind)
+    assert callable(getattr(cls, "run", None)), kind
+
+
 def test_unknown_evaluator_type_fails_before_compiling(tmp_path, monkeypatch):
   config = toy_config()
   config.evals.nope = dict(type="fid_of_everything")

@@ -99,7 +99,7 @@ def test_paper_transformer_compiles_fsdp_sharded_on_8_devices():
   batch = 64
   tx = optax.adamw(1e-4)
   x = jax.ShapeDtypeStruct((batch,) + grid, jnp.float32)
-  with jax.set_mesh(mesh), nn.logical_axis_rules(()):   # see trainers/swap._no_rules_for_attention
+  with jax.set_mesh(mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     boxed = jax.eval_shape(model.init, jax.random.key(0), x, x)["params"]
   with jax.set_mesh(mesh), nn.logical_axis_rules(sharding.LOGICAL_RULES):
     param_shardings = sharding.logical_to_shardings(boxed, mesh, min_size=config.fsdp_min_size)
@@ -110,8 +110,7 @@ def test_paper_transformer_compiles_fsdp_sharded_on_8_devices():
 
   def step(params, opt_state, source, target, res):
     def loss_fn(p):
-      with nn.logical_axis_rules(()):
-        out = model.apply({"params": p}, source, target)
+      out = model.apply({"params": p}, source, target)
       return swap_losses.proxy_loss(out, res, jnp.ones((source.shape[0],), bool))
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state, params)

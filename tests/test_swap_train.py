@@ -15,7 +15,7 @@ from swaptalk_jax.core import sharding
 from swaptalk_jax.core.trainer import global_batch
 from swaptalk_jax.data import pipelines
 from swaptalk_jax.errors import MissingFileError, UserError
-from swaptalk_jax.trainers import swap_eval
+from swaptalk_jax.evaluators import swap_pairs
 from swaptalk_jax.trainers.registry import build_trainer
 
 TRAIN_STEPS = 300
@@ -50,7 +50,7 @@ def trained_swap(tiny_vqgan, tmp_path_factory):
     eval_batch = global_batch(next(trainer.make_eval_iter()), trainer.batch_sharding)
     batch_metrics = jax.device_get(trainer.eval_fn(params, eval_batch, jax.random.key(0)))
     grid = jax.device_get(trainer.summary_fn(params, eval_batch))
-    scores = swap_eval.swap_scores(trainer.task, params,
+    scores = swap_pairs.swap_scores(trainer.task, params,
                                    pipelines.dataset_path(config.data.sources[0]), "test",
                                    config.data.image_size, frames_per_clip=6)
   writer = core_metrics.make_writer(workdir)
@@ -67,7 +67,7 @@ def test_swap_learns_and_beats_no_swap_on_heldout_identities(trained_swap):
   first = np.mean([m["swap/proxy"] for m in history[:5]])
   last = np.mean([m["swap/proxy"] for m in history[-10:]])
   print(f"L_proxy first {first:.4f} last {last:.4f}; eval batch {trained_swap['batch_metrics']}")
-  print("held-out identities (2 unseen, exact ground truth):\n" + swap_eval.format_table(scores))
+  print("held-out identities (2 unseen, exact ground truth):\n" + swap_pairs.format_table(scores))
   assert last < 0.1 * first
   swap, no_swap, vq_target, vq_source = (scores[k] for k in ("swap", "no_swap", "vqgan_target",
                                                              "vqgan_source"))

@@ -7,9 +7,9 @@ import pytest
 from configs import vqgan as vqgan_config
 from core_helpers import apply_overrides
 from data_prep.synthetic.prepare import prepare_synthetic
+from stage_fixtures import VQGAN_STEPS
 from swaptalk_jax import params_file
 from swaptalk_jax.core import checkpoint
-from swaptalk_jax.core.loop import evaluate
 from swaptalk_jax.core.task import FROZEN
 from swaptalk_jax.core.trainer import global_batch
 from swaptalk_jax.trainers.registry import build_trainer
@@ -56,34 +56,14 @@ def mean_image_l1(config) -> float:
   return float(np.mean([np.abs(x - mean).mean() for x in evals]))
 
 
-TRAIN_STEPS = 1000
-
-
 @pytest.fixture(scope="module")
-def trained(synthetic_dir, tmp_path_factory):
-  """The whole stage-0 objective (GAN from step 200, both dead-code fixes) for TRAIN_STEPS steps on
-  one device, with the paper's 16x16 token grid (f2 at 32 px), checkpointed. Identity only
-  emerges late: in runs of this config outside pytest, dlib top-1 of the reconstructions was 0.15
-  at 600 steps and 0.44 at 1000; here (8 fake devices, other float summation order) 0.29."""
-  config = small_config(synthetic_dir, **{"optim.generator.learning_rate": 1e-3,
-                                          "loss.disc_start": 200, "train.ema_decay": 0.9,
-                                          "model.ch_mult": (1, 2)})
-  workdir = str(tmp_path_factory.mktemp("vqgan_run"))
-  trainer = build_trainer(config, workdir, devices=jax.devices()[:1])
-  with trainer.scope():
-    state = trainer.restore_or_init()
-    state, metrics = run_steps(trainer, state, TRAIN_STEPS)
-    scores = evaluate(trainer, state, _NullWriter(), TRAIN_STEPS)   # test split: unseen identities
-    params = trainer.eval_params(state)
-    train_scores = [jax.device_get(trainer.eval_fn(params, global_batch(
-        next(trainer.train_iter), trainer.batch_sharding), jax.random.key(0))) for _ in range(2)]
-    scores["train_l1"] = float(np.mean([t["l1"] for t in train_scores]))
-    checkpoint.save(trainer.manager, TRAIN_STEPS, state, trainer.train_iter, config, force=True)
-    trainer.manager.wait_until_finished()
-  ema_generator = jax.device_get(state.ema_params["generator"])
-  return dict(config=config, workdir=workdir, metrics=metrics, scores=scores,
-              ema_generator=ema_generator, task_state=jax.device_get(state.task_state),
-              data_dir=synthetic_dir)
+def trained(tiny_vqgan):
+  """The session's stage-0 run (tests/stage_fixtures.py: configs/vqgan.py:micro, the whole
+  objective with GAN from step 200 and both dead-code fixes, VQGAN_STEPS steps on one device, the
+  paper's 16x16 token grid at 32 px), seen as this module's dict."""
+  return dict(config=tiny_vqgan.config, workdir=tiny_vqgan.workdir, metrics=tiny_vqgan.metrics,
+              scores=tiny_vqgan.scores, ema_generator=tiny_vqgan.params,
+              task_state=tiny_vqgan.task_state, data_dir=tiny_vqgan.data_dir)
 
 
 def reconstruct(config, generator_params, images: np.ndarray) -> np.ndarray:
@@ -143,11 +123,11 @@ def test_identity_of_reconstructions_is_measured(trained):
 
 
 @pytest.mark.slow
-def test_encode_writes_the_checkpoints_indices(trained, synthetic_dir, tmp_path):
+def test_encode_writes_the_checkpoints_indices(trained, tmp_path):
   config, workdir, ema_generator = trained["config"], trained["workdir"], trained["ema_generator"]
-  dataset_dir = encode_tokens.resolve_dataset_dir(str(synthetic_dir / "synthetic"))
+  dataset_dir = encode_tokens.resolve_dataset_dir(str(trained["data_dir"] / "synthetic"))
   params, step, stored_config = checkpoint.load_params(workdir)
-  assert step == TRAIN_STEPS and stored_config.model.num_codes == config.model.num_codes
+  assert step == VQGAN_STEPS and stored_config.model.num_codes == config.model.num_codes
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ema_generator)):
     np.testing.assert_array_equal(a, b)
   info = encode_tokens.encode_dataset(config, params, str(dataset_dir), str(tmp_path / "vq"),
@@ -155,21 +135,13 @@ def test_encode_writes_the_checkpoints_indices(trained, synthetic_dir, tmp_path)
   assert info["token_grid"] == [16, 16] and info["upper_rows"] == 8
   recs = list(token_records.read_vq_records(str(tmp_path / "vq" / "test.array_record")))
   reader = SplitReader(str(dataset_dir), "test")
-  assert len(recs) == len(reader) and info["splits"]["test"]["frames"] == 50
+  assert len(recs) == len(reader) and info["splits"]["test"]["frames"] == 2 * 2 * 75
   raw = reader.read([0])[0]
   frames = records.decode_frames(raw, range(3), "test", size=32).astype(np.float32) / 127.5 - 1
   model = vqgan_from_config(config.model)
   expected = model.apply({"params": params}, frames, method=HalfSplitVQGAN.encode_to_indices)
   np.testing.assert_array_equal(recs[0]["indices"][:3], expected)
   assert recs[0]["clip_id"] == records.as_str(raw["clip_id"]) and recs[0]["indices"].dtype == np.int16
-
-
-class _NullWriter:
-  def write_scalars(self, *a):
-    pass
-
-  def write_images(self, *a):
-    pass
 
 
 @pytest.mark.slow

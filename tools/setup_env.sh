@@ -35,8 +35,9 @@ $pip --no-deps -e .
 if [[ $want_test == 1 ]]; then
   $pip -r requirements-test.txt "setuptools<81"
   # Shipped with registry packages, installed without their (heavy or conflicting) dependencies:
-  # lpips' v0.1 linear heads, syncnet_python's reference model, insightface's sample photos.
-  $pip --no-deps lpips==0.1.4 syncnet-python==0.2.3 insightface==2.1
+  # lpips' v0.1 linear heads, syncnet_python's reference model, insightface's sample photos, the
+  # cpbd package (CPBD parity).
+  $pip --no-deps lpips==0.1.4 syncnet-python==0.2.3 insightface==2.1 cpbd==1.0.7
   if [[ "$version" == "3.11" ]]; then
     $pip torch==2.13.0 "setuptools<81"          # CPU build (lies on this machine image's disk for Python 3.11)
   else   # libtpu (the `tpu` extra, ~640 MB) for `swaptalk compile` to TPU topologies on this CPU

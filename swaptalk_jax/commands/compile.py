@@ -18,6 +18,8 @@ _DUMP_DIR = flags.DEFINE_string("dump_dir", None, "Write the compiled HLO, every
                                 "sharding and the report here (one folder per target).")
 flags.mark_flags_as_required(["config", "target"])
 
+EXAMPLE = "swaptalk compile --config=configs/vqgan.py:f16 --target=v5e:2x4"
+
 EXIT_DOES_NOT_FIT = 3
 
 

@@ -10,7 +10,7 @@ without it the target's own audio drives the lips. Flag names take '-' or '_' (-
 """
 import sys
 
-from absl import flags
+from absl import app, flags
 
 from swaptalk_jax import cli_support
 from swaptalk_jax.errors import UserError
@@ -115,4 +115,4 @@ def _main_with_errors(argv):
 
 
 def main(argv):
-  cli_support.run_absl(_main_with_errors, _normalise(argv), __doc__, EXAMPLE, __name__)
+  app.run(_main_with_errors, argv=_normalise(argv))

@@ -24,8 +24,11 @@ from swaptalk_jax.errors import UserError
 
 # type -> "module:Class" (imported when a config names it).
 EVALUATORS = {
+    "av_offset": "swaptalk_jax.evaluators.av_offset:Evaluator",
     "batch_mean": "swaptalk_jax.evaluators.batch_mean:Evaluator",
     "codebook_usage": "swaptalk_jax.evaluators.codebook_usage:Evaluator",
+    "per_source": "swaptalk_jax.evaluators.per_source:Evaluator",
+    "swap_pairs": "swaptalk_jax.evaluators.swap_pairs:Evaluator",
 }
 
 

@@ -16,11 +16,30 @@ from swaptalk_jax.models.layers import dense, layer_norm
 Dtype = Any
 
 
-def _projection(features: tuple[int, ...], axis, names: tuple[str, ...], dtype, name: str):
-  return nn.DenseGeneral(
-      features, axis=axis, dtype=dtype, param_dtype=jnp.float32, name=name,
-      kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), names),
-      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, names[-len(features):]))
+class _Projection(nn.Module):
+  """x [..., *in] -> [..., *features] contracting x's last `num_in` axes with a kernel created at its
+  full rank (in + features), so every axis carries its logical name when it is made (flax's
+  DenseGeneral makes it flat and reshapes, which a mesh's logical constraint rejects)."""
+  features: tuple[int, ...]
+  num_in: int
+  names: tuple[str, ...]
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    rank = self.num_in + len(self.features)
+    init = nn.initializers.lecun_normal(in_axis=tuple(range(self.num_in)),
+                                        out_axis=tuple(range(self.num_in, rank)))
+    kernel = self.param("kernel", nn.with_logical_partitioning(init, self.names),
+                        x.shape[-self.num_in:] + tuple(self.features), jnp.float32)
+    bias = self.param("bias", nn.with_logical_partitioning(
+        nn.initializers.zeros, self.names[-len(self.features):]), tuple(self.features), jnp.float32)
+    out = jnp.tensordot(x.astype(self.dtype), kernel.astype(self.dtype), axes=self.num_in)
+    return out + bias.astype(self.dtype)
+
+
+def _projection(features: tuple[int, ...], num_in: int, names: tuple[str, ...], dtype, name: str):
+  return _Projection(tuple(features), num_in, names, dtype, name=name)
 
 
 class MultiHeadAttention(nn.Module):
@@ -36,15 +55,15 @@ class MultiHeadAttention(nn.Module):
     context = x if context is None else context
     heads = (self.num_heads, self.head_dim)
     names = ("embed", "heads", "kv")
-    q = _projection(heads, -1, names, self.dtype, "query")(x.astype(self.dtype))
-    k = _projection(heads, -1, names, self.dtype, "key")(context.astype(self.dtype))
-    v = _projection(heads, -1, names, self.dtype, "value")(context.astype(self.dtype))
+    q = _projection(heads, 1, names, self.dtype, "query")(x.astype(self.dtype))
+    k = _projection(heads, 1, names, self.dtype, "key")(context.astype(self.dtype))
+    v = _projection(heads, 1, names, self.dtype, "value")(context.astype(self.dtype))
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / np.sqrt(self.head_dim)
     if mask is not None:
       logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
     weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
-    return _projection((x.shape[-1],), (-2, -1), ("heads", "kv", "embed"), self.dtype, "out")(out)
+    return _projection((x.shape[-1],), 2, ("heads", "kv", "embed"), self.dtype, "out")(out)
 
 
 class MlpBlock(nn.Module):

@@ -21,10 +21,10 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from swaptalk_jax.models import layers
-from swaptalk_jax.models.attention import PositionEmbedding, sinusoidal_positions
+from swaptalk_jax.models.attention import (PositionEmbedding, SpatialCrossAttention,
+                                          TransformerBlock, sinusoidal_positions)
 from swaptalk_jax.models.face_warp import FaceWarp, downsample, upsample_to
 
 Dtype = Any
@@ -34,67 +34,6 @@ MEL_SCALE = 4.0   # the log-mel's max_abs_value (swaptalk_jax/audio/mel.py): inp
 
 def _constrain(x: jax.Array) -> jax.Array:
   return nn.with_logical_constraint(x, ("batch",) + (None,) * (x.ndim - 1))
-
-
-# ----------------------------------------------------------------------------- attention
-# TODO(lead): models/attention.py's MultiHeadAttention cannot be initialised under the core's mesh
-# and logical rules (its DenseGeneral kernels are boxed with 3 names but initialised flat, so flax's
-# unbox constraint fails on rank). Until that is fixed these blocks use 2-D Dense projections;
-# the math is the same (heads split after the projection).
-class Attention(nn.Module):
-  """Multi-head attention: queries from `x` [B, Lq, D], keys/values from `context` [B, Lk, Dc]
-  (`x` when None). Softmax in f32."""
-  num_heads: int
-  head_dim: int
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, context: Optional[jax.Array] = None) -> jax.Array:
-    context = x if context is None else context
-    inner = self.num_heads * self.head_dim
-    split = lambda t: t.reshape(t.shape[:2] + (self.num_heads, self.head_dim))
-    q = split(layers.dense(inner, ("embed", "mlp"), self.dtype, name="query")(x))
-    k = split(layers.dense(inner, ("embed", "mlp"), self.dtype, name="key")(context))
-    v = split(layers.dense(inner, ("embed", "mlp"), self.dtype, name="value")(context))
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / np.sqrt(self.head_dim)
-    weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(x.shape[:2] + (inner,))
-    return layers.dense(x.shape[-1], ("mlp", "embed"), self.dtype, name="out")(out)
-
-
-class SpatialCrossAttention(nn.Module):
-  """Residual cross-attention of a feature map [B, H, W, C] to a sequence [B, L, D] (pre-LN)."""
-  num_heads: int
-  head_dim: int
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, feature_map: jax.Array, context: jax.Array) -> jax.Array:
-    b, h, w, c = feature_map.shape
-    tokens = feature_map.reshape(b, h * w, c)
-    normed = layers.layer_norm(self.dtype, name="norm")(tokens)
-    out = Attention(self.num_heads, self.head_dim, self.dtype, name="attention")(normed, context)
-    return (tokens + out).reshape(b, h, w, c).astype(feature_map.dtype)
-
-
-class PreLNBlock(nn.Module):
-  """Pre-LN transformer block: [self-attention] -> [cross-attention to `context`] -> MLP."""
-  num_heads: int
-  mlp_dim: int
-  cross_attention: bool = True
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, context: Optional[jax.Array] = None) -> jax.Array:
-    head_dim = x.shape[-1] // self.num_heads
-    norm = lambda name: layers.layer_norm(self.dtype, name=name)
-    x = x + Attention(self.num_heads, head_dim, self.dtype, name="self_attention")(
-        norm("self_attention_norm")(x))
-    if self.cross_attention:
-      x = x + Attention(self.num_heads, head_dim, self.dtype, name="cross_attention")(
-          norm("cross_attention_norm")(x), context)
-    h = layers.dense(self.mlp_dim, ("embed", "mlp"), self.dtype, name="fc1")(norm("mlp_norm")(x))
-    return x + layers.dense(x.shape[-1], ("mlp", "embed"), self.dtype, name="fc2")(nn.gelu(h))
 
 
 class AudioEncoder(nn.Module):
@@ -121,8 +60,9 @@ class AudioEncoder(nn.Module):
       h = layers.Conv(self.width, (3, 1), dtype=self.dtype, name=f"conv_{i}")(h[:, :, None, :])
       x = x + h[:, :, 0, :]
     for i in range(self.num_layers):
-      x = PreLNBlock(self.num_heads, 4 * self.width, cross_attention=False, dtype=self.dtype,
-                     name=f"block_{i}")(x)
+      x = TransformerBlock(self.num_heads, self.width // self.num_heads, 4 * self.width,
+                           cross_attention=False, self_attention=True, norm_first=True,
+                           dtype=self.dtype, name=f"block_{i}")(x)
     return _constrain(layers.layer_norm(self.dtype, name="norm_out")(x))
 
 
@@ -210,8 +150,10 @@ class LipDiT(nn.Module):
     tokens = PositionEmbedding(h * w, name="positions")(tokens)
     context = layers.dense(self.width, ("mlp", "embed"), self.dtype, name="audio_proj")(audio)
     for i in range(self.depth):
-      tokens = PreLNBlock(self.num_heads, self.mlp_ratio * self.width, cross_attention=True,
-                          dtype=self.dtype, name=f"block_{i}")(tokens, context)
+      tokens = TransformerBlock(self.num_heads, self.width // self.num_heads,
+                                self.mlp_ratio * self.width, cross_attention=True,
+                                self_attention=True, norm_first=True, dtype=self.dtype,
+                                name=f"block_{i}")(tokens, context)
       tokens = _constrain(tokens)
     tokens = layers.layer_norm(self.dtype, name="norm_out")(tokens)
     out = layers.dense(self.out_features, ("embed", "mlp"), self.dtype, name="proj_out",

@@ -93,19 +93,6 @@ def load_identity_net(config: ml_collections.ConfigDict
 
 
 # ----------------------------------------------------------------------------- the task
-def _no_rules_for_attention():
-  """Logical rules off around the swap model's init/apply.
-
-  TODO(lead, models/attention.py): flax's DenseGeneral (the attention projections) creates its
-  kernel flat and reshapes the boxed value, also when it re-checks param shapes at apply time;
-  under a mesh with logical rules that unboxing applies the 3-axis constraint to the rank-2 array
-  (ValueError). Without rules there is no constraint; the boxes keep their names, so the core still
-  derives every parameter's sharding from them, and XLA propagates the batch sharding of the
-  inputs. Remove this once the projections create their kernels at their final rank.
-  """
-  return nn.logical_axis_rules(())
-
-
 @dataclasses.dataclass
 class SwapTask(TaskHooks):
   """The Task of stage 1 (see swaptalk_jax/core/task.py)."""
@@ -126,8 +113,7 @@ class SwapTask(TaskHooks):
 
   def init_params(self, rng: jax.Array, batch) -> dict[str, Any]:
     tokens = jnp.zeros((1,) + self.token_shape(batch["target"].shape), jnp.float32)
-    with _no_rules_for_attention():
-      return {"swap": self.model.init(rng, tokens, tokens)["params"]}
+    return {"swap": self.model.init(rng, tokens, tokens)["params"]}
 
   def is_active(self, group: str, step: jax.Array) -> jax.Array:
     return jnp.array(True)
@@ -154,8 +140,7 @@ class SwapTask(TaskHooks):
                             method=HalfSplitVQGAN.decode)
 
   def swap_tokens(self, params, source_tokens, target_tokens) -> jax.Array:
-    with _no_rules_for_attention():
-      return self.model.apply({"params": nn.unbox(params["swap"])}, source_tokens, target_tokens)
+    return self.model.apply({"params": nn.unbox(params["swap"])}, source_tokens, target_tokens)
 
   def swap(self, params, source: jax.Array, target: jax.Array, quantize: bool = False) -> jax.Array:
     """Source photo + target frame ([B, S, S, 3], [-1, 1]) -> the swapped face D(T~_VQ)."""

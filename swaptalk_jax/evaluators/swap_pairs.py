@@ -13,8 +13,6 @@ outside the source photo's clip; independent of any net we train), and the 68-la
 the ground truth (metrics/lmd.py landmarks, pixels of a 256-px crop): pose and expression kept.
 `Evaluator` runs it in periodic eval (`config.evals.<name>.type = 'swap_pairs'`).
 """
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
