@@ -1,9 +1,11 @@
 """usage: swaptalk generate --source PHOTO --target VIDEO [--audio AUDIO] --out OUT.mp4
-                         (--run DIR | --vqgan DIR [--swap DIR] [--lipsync DIR]) [--no-swap] [--no-sync]
+                         (--run DIR | --vqgan DIR [--swap DIR] [--lipsync DIR] | --bundle DIR)
+                         [--no-swap] [--no-sync]
 
 One photo's face swapped onto a target video whose lips follow the driving audio (SwapTalk's
 inference, swaptalk_jax/inference/pipeline.py). Stages come from `swaptalk train` run directories:
---vqgan/--swap/--lipsync, or one --run DIR holding them as DIR/vqgan, DIR/swap, DIR/lipsync.
+--vqgan/--swap/--lipsync, or one --run DIR holding them as DIR/vqgan, DIR/swap, DIR/lipsync, or
+an exported bundle (--bundle, `swaptalk export`; runs with jax alone, writes the same video).
 --no-swap keeps the target's face (lip-sync only), --no-sync keeps its lips (swap only); both:
 the target reconstructed through the VQGAN. --audio may be any audio or video file at any rate;
 without it the target's own audio drives the lips. Flag names take '-' or '_' (--no-swap, --no_swap).
@@ -27,6 +29,8 @@ _RUN = flags.DEFINE_string("run", None, "A folder holding the stage runs as vqga
 _VQGAN = flags.DEFINE_string("vqgan", None, "The stage-0 VQGAN run directory.")
 _SWAP = flags.DEFINE_string("swap", None, "The stage-1 face-swap run directory.")
 _LIPSYNC = flags.DEFINE_string("lipsync", None, "The stage-3 lip-sync run directory.")
+_BUNDLE = flags.DEFINE_string("bundle", None, "An exported bundle (swaptalk export) in place of "
+                              "the run directories.")
 _NO_SWAP = flags.DEFINE_bool("no_swap", False, "Keep the target's face (lip-sync only).")
 _NO_SYNC = flags.DEFINE_bool("no_sync", False, "Keep the target's lips (swap only).")
 _POLICY = flags.DEFINE_enum("audio_policy", "pad", ["trim", "loop", "pad"],
@@ -77,20 +81,9 @@ def _main(argv):
     raise UserError("--source is required (or pass --no-swap to keep the target's face)")
   from swaptalk_jax.core import logs  # pylint: disable=import-outside-toplevel
   logs.quiet_library_logs()
-  from swaptalk_jax.inference import pipeline, stages  # pylint: disable=import-outside-toplevel
-  dirs = stages.run_dirs(_RUN.value, _VQGAN.value, _SWAP.value, _LIPSYNC.value)
-  if not dirs["vqgan"]:
-    raise UserError("--vqgan DIR (or --run DIR holding vqgan/) is required")
-  for name, skip, flag in (("swap", _NO_SWAP.value, "--no-swap"), ("lipsync", _NO_SYNC.value,
-                                                                  "--no-sync")):
-    if not skip and not dirs[name]:
-      raise UserError(f"--{name} DIR (or --run DIR holding {name}/) is required, or pass {flag}")
-  vqgan = stages.load_vqgan(dirs["vqgan"])
-  chain = stages.Chain(vqgan, batch_size=_BATCH.value)
-  if not _NO_SWAP.value:
-    chain.swap = stages.load_swap(dirs["swap"], vqgan)
-  if not _NO_SYNC.value:
-    chain.lipsync = stages.load_lipsync(dirs["lipsync"], vqgan)
+  from swaptalk_jax.inference import pipeline  # pylint: disable=import-outside-toplevel
+  chain = _bundle_chain() if _BUNDLE.value else _run_chain()
+  vqgan = chain.vqgan
   options = pipeline.Options(
       audio_policy=_POLICY.value, face_index=_FACE_INDEX.value,
       framing=_framing(_FRAMING.value, vqgan), chunk_frames=_CHUNK.value,
@@ -104,6 +97,46 @@ def _main(argv):
         f"{report.frames_per_second:.1f} frames/s ({parts})")
   if report.preview:
     print(f"swaptalk generate: preview {report.preview}")
+
+
+def _needed(name: str, skip: bool, flag: str, have: bool, where: str) -> None:
+  if not skip and not have:
+    raise UserError(f"{where} has no {name} stage; add it or pass {flag}")
+
+
+def _run_chain():
+  """The stages from `swaptalk train` run directories (flax modules, jitted here)."""
+  from swaptalk_jax.inference import stages  # pylint: disable=import-outside-toplevel
+  dirs = stages.run_dirs(_RUN.value, _VQGAN.value, _SWAP.value, _LIPSYNC.value)
+  if not dirs["vqgan"]:
+    raise UserError("--vqgan DIR (or --run DIR holding vqgan/, or --bundle DIR) is required")
+  for name, skip, flag in (("swap", _NO_SWAP.value, "--no-swap"), ("lipsync", _NO_SYNC.value,
+                                                                  "--no-sync")):
+    if not skip and not dirs[name]:
+      raise UserError(f"--{name} DIR (or --run DIR holding {name}/) is required, or pass {flag}")
+  vqgan = stages.load_vqgan(dirs["vqgan"])
+  chain = stages.Chain(vqgan, batch_size=_BATCH.value)
+  if not _NO_SWAP.value:
+    chain.swap = stages.load_swap(dirs["swap"], vqgan)
+  if not _NO_SYNC.value:
+    chain.lipsync = stages.load_lipsync(dirs["lipsync"], vqgan)
+  return chain
+
+
+def _bundle_chain():
+  """The stages from an exported bundle (jax.export functions; no flax/orbax needed)."""
+  if any((_RUN.value, _VQGAN.value, _SWAP.value, _LIPSYNC.value)):
+    raise UserError("--bundle replaces --run/--vqgan/--swap/--lipsync; give one or the other")
+  from swaptalk_jax.inference import bundle  # pylint: disable=import-outside-toplevel
+  chain = bundle.load_chain(_BUNDLE.value, batch_size=_BATCH.value)
+  where = f"bundle {_BUNDLE.value}"
+  _needed("swap", _NO_SWAP.value, "--no-swap", chain.swap is not None, where)
+  _needed("lipsync", _NO_SYNC.value, "--no-sync", chain.lipsync is not None, where)
+  if _NO_SWAP.value:
+    chain.swap = None
+  if _NO_SYNC.value:
+    chain.lipsync = None
+  return chain
 
 
 def _main_with_errors(argv):

@@ -19,7 +19,7 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -31,8 +31,10 @@ from swaptalk_jax.face.detect import DetectorConfig
 from swaptalk_jax.face.landmarks import LandmarkPredictor
 from swaptalk_jax.face.track import TrackerConfig
 from swaptalk_jax.inference import faces, media
-from swaptalk_jax.inference.stages import Chain
 from swaptalk_jax.video import decode, write
+
+if TYPE_CHECKING:   # Chain (flax, run dirs) or bundle.BundleChain (jax alone): same interface
+  from swaptalk_jax.inference.stages import Chain
 
 FPS = 25
 PARTS = ("decode", "face", "E", "swap", "lipsync", "D", "paste", "encode")
@@ -126,7 +128,7 @@ def mel_windows(mel: np.ndarray, frames: np.ndarray) -> np.ndarray:
 class _Generator:
   """Pass 2 as a frame iterator (fed to the video writer), with the preview rows kept aside."""
 
-  def __init__(self, chain: Chain, info, track, source_tokens, reference_tokens, mel, n_out,
+  def __init__(self, chain: "Chain", info, track, source_tokens, reference_tokens, mel, n_out,
                options: Options, timer: _Timer, preview_at):
     self.chain, self.info, self.track, self.options, self.timer = chain, info, track, options, timer
     self.source_tokens, self.reference_tokens, self.mel, self.n_out = (
@@ -226,7 +228,7 @@ def write_preview(path: str, source_crop: np.ndarray, rows: list) -> str:
   return path
 
 
-def generate(chain: Chain, source: Optional[str], target: str, out: str,
+def generate(chain: "Chain", source: Optional[str], target: str, out: str,
              audio: Optional[str] = None, options: Options = Options()) -> Report:
   """Runs the whole path (module docstring) and writes `out`; returns what it did.
 
