@@ -38,6 +38,11 @@ def clip_speech(identity_id: int, clip_index: int, seed: int, num_frames: int):
   return audio, speech.frame_openness(openness)
 
 
+def clip_motion(identity_id: int, clip_index: int, seed: int, num_frames: int):
+  """The head motion and blinks (motion.Motion) of a clip."""
+  return sample_motion(num_frames, np.random.default_rng([seed, identity_id, clip_index, _MOTION]))
+
+
 def make_clip(identity_id: int, clip_index: int, seed: int, seconds: float, resolution: int,
               partners: Sequence[int] | None = None) -> Clip:
   """Clip `clip_index` of synthetic identity `identity_id`, with its exact ground-truth extras.
@@ -58,7 +63,7 @@ def make_clip(identity_id: int, clip_index: int, seed: int, seconds: float, reso
   num_frames = num_frames_for(seconds)
   ident = sample_identity(identity_id, seed)
   audio, openness = clip_speech(identity_id, clip_index, seed, num_frames)
-  motion = sample_motion(num_frames, np.random.default_rng([seed, identity_id, clip_index, _MOTION]))
+  motion = clip_motion(identity_id, clip_index, seed, num_frames)
   frames, landmarks = render(ident, motion, openness, resolution)
 
   pick = np.random.default_rng([seed, identity_id, clip_index, _PARTNERS])
