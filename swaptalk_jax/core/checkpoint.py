@@ -123,7 +123,7 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any,
 def step_dir(path: str, step: Optional[int] = None) -> pathlib.Path:
   """The step folder of a `swaptalk train` run: `path` is the workdir, its checkpoints/ folder or
   one step folder; `step` picks a step (default: the latest complete one)."""
-  p = pathlib.Path(path)
+  p = pathlib.Path(path).absolute()   # Orbax reads absolute paths only (a relative --run works)
   if (p / "state").is_dir() and step is None:
     return p
   if (p / "checkpoints").is_dir():
