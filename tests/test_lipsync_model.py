@@ -89,14 +89,8 @@ def test_target_lower_half_never_reaches_the_prediction():
   assert np.abs(np.asarray(predict(params, upper_changed)) - base).max() > 1e-4
   audio_changed = dict(batch, mel=batch["mel"][::-1].copy())
   assert np.abs(np.asarray(predict(params, audio_changed)) - base).max() > 1e-4
-
-  # gradient of the prediction w.r.t. the target pixels: zero on every lower-half pixel
-  grad = jax.jit(jax.grad(lambda target: jnp.sum(predict(params, dict(batch, target=target)))))(
-      jnp.asarray(batch["target"]))
-  grad = np.asarray(grad)
-  assert np.all(grad[:, :, 16:] == 0.0)
-  # (the encoder's argmin blocks pixel gradients of the tokens; the perturbation test above is the
-  # check of the upper half's influence)
+  # (no gradient check: the encoder's argmin blocks pixel gradients of every token, so a zero
+  # gradient on the lower half would prove nothing; the perturbations above are the check)
 
 
 def test_loss_runs_and_bad_config_is_one_line(tmp_path):

@@ -130,7 +130,8 @@ def _shards(out: pathlib.Path) -> dict[str, bytes]:
   return {p.name: p.read_bytes() for p in files}
 
 
-def test_kill_and_rerun_gives_the_same_shards(tmp_path):
+def test_kill_and_rerun_and_two_workers_give_the_same_shards(tmp_path):
+  """One worker, a run killed mid-way then rerun, and two worker processes: the same shards."""
   src = tmp_path / "in"
   for i, (fps, sr) in enumerate([(30, 44100), (25, 48000), (29.97, 16000)]):
     real_media.talking_video(src / f"p{i}" / "a.mp4", seconds=1.0, fps=fps, sample_rate=sr,
@@ -159,6 +160,10 @@ def test_kill_and_rerun_gives_the_same_shards(tmp_path):
   t1 = dataset.load_meta(tmp_path / "one" / "folder" / "1.0.0").clip_tables
   t2 = dataset.load_meta(tmp_path / "two" / "folder" / "1.0.0").clip_tables
   assert t1 == t2
+  cli.main("folder", args + ["--out", str(tmp_path / "three"), "--workers", "2"])
+  three = _shards(tmp_path / "three")
+  assert one.keys() == three.keys() and all(one[n] == three[n] for n in one)
+  assert dataset.load_meta(tmp_path / "three" / "folder" / "1.0.0").clip_tables == t1
 
 
 def test_hdtf_annotations_and_face_window(tmp_path):
