@@ -113,25 +113,37 @@ def write_wav(path: str, audio: np.ndarray, rate: int = SAMPLE_RATE) -> str:
   return path
 
 
-def write_case(data: str, out: str, seed: int = 0, resolution: int = 128) -> Case:
+def write_case(data: str, out: str, seed: int = 0, resolution: int = 128,
+               choice: dict | None = None, max_frames: int | None = None) -> Case:
   """Writes source.png, target.mp4 (with B's audio), audio.wav (C's), ground_truth.npz (frames
   uint8 [T,R,R,3], landmarks [T,68,2], driving_openness and target_openness [T]) and case.json
-  under `out`, at `resolution` px (dlib finds the faces reliably from ~128 px)."""
+  under `out`, at `resolution` px (dlib finds the faces reliably from ~128 px).
+
+  choice: the case's identities and clips (pick()'s keys; `swaptalk eval` builds one per test
+  clip), default pick(params, seed); max_frames: only the clips' first frames (shorter cases)."""
   from PIL import Image  # pylint: disable=import-outside-toplevel
   from swaptalk_jax.video.write import write_video  # pylint: disable=import-outside-toplevel
   dataset = dataset_dir(data)
   params = synthetic_params(dataset)
-  p = pick(params, seed)
-  s, frames = params["seed"], num_frames_for(params["seconds"])
+  p = choice or pick(params, seed)
+  s, full = params["seed"], num_frames_for(params["seconds"])
+  frames = min(full, max_frames or full)
   ident_a, ident_b = sample_identity(p["a"], s), sample_identity(p["b"], s)
 
-  photo_motion = Motion.from_array(clip_motion(p["a"], p["photo_clip"], s, frames).as_array()[:1])
-  _, photo_openness = clip_speech(p["a"], p["photo_clip"], s, frames)
+  def motion(identity, clip):   # drawn at the clip's full length, then cut: the dataset's frames
+    return Motion.from_array(clip_motion(identity, clip, s, full).as_array()[:frames])
+
+  def speech(identity, clip):
+    audio, openness = clip_speech(identity, clip, s, full)
+    return audio[:frames * len(audio) // full], openness[:frames]
+
+  photo_motion = Motion.from_array(clip_motion(p["a"], p["photo_clip"], s, full).as_array()[:1])
+  _, photo_openness = clip_speech(p["a"], p["photo_clip"], s, full)
   photo, _ = render(ident_a, photo_motion, photo_openness[:1], resolution)
-  target_motion = clip_motion(p["b"], p["target_clip"], s, frames)
-  target_audio, target_openness = clip_speech(p["b"], p["target_clip"], s, frames)
+  target_motion = motion(p["b"], p["target_clip"])
+  target_audio, target_openness = speech(p["b"], p["target_clip"])
   target, _ = render(ident_b, target_motion, target_openness, resolution)
-  driving_audio, driving_openness = clip_speech(p["c"], p["audio_clip"], s, frames)
+  driving_audio, driving_openness = speech(p["c"], p["audio_clip"])
   truth, truth_landmarks = render(ident_a, target_motion, driving_openness, resolution)
 
   folder = pathlib.Path(out)

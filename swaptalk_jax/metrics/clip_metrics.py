@@ -10,6 +10,7 @@ the cross-driven setting (the target's lips do not belong to the driving audio),
 without a gallery, CPBD on crops under 64 px, exact-GT columns without exact frames.
 """
 import dataclasses
+import hashlib
 from typing import Callable, Sequence
 
 import cv2
@@ -37,6 +38,8 @@ class EvalClip:
   identity: str                         # the identity that should appear (the source's)
   audio: np.ndarray | None = None       # int16 [N] 16 kHz driving audio (LSE)
   exact: np.ndarray | None = None       # uint8 [T, S, S, 3] exact ground truth (synthetic)
+  gallery_exclude: str | None = None    # gallery group (clip id) ID retrieve must not search:
+                                        # the source photo's own clip
 
 
 @dataclasses.dataclass
@@ -47,10 +50,15 @@ class Options:
   face_box: Sequence[float] | None = identity_preservation.SYNTHETIC_FACE_BOX
   inception_embed: Callable | None = None        # images [N, H, W, 3] in [0, 1] -> [N, 2048]
   syncnet_embedders: tuple | None = None         # lse.make_embedders(variables)
-  gallery: tuple[np.ndarray, np.ndarray] | None = None  # (dlib descriptors [G, 128], labels [G])
+  # (dlib descriptors [G, 128], labels [G]) or (..., groups [G]): with groups, each clip's
+  # `gallery_exclude` group is left out of its search.
+  gallery: tuple | None = None
   seed: int = 0
   resamples: int = 1000
   set_resamples: int = 100                        # for set-level figures (FID, FD-dlib)
+  # dlib descriptors by content: rows of one table share clips (the target, a baseline equal to
+  # it), and one descriptor costs ~85 ms a frame on a CPU. None: no caching.
+  embed_cache: dict | None = None
 
 
 def check_clips(clips: Sequence[EvalClip]) -> None:
@@ -108,18 +116,15 @@ def compute(clips: Sequence[EvalClip], options: Options) -> dict[str, table.Cell
     cells["cpbd"] = table.skipped(f"{size}-px crops have no whole {cpbd_lib.BLOCK}-px CPBD block")
 
   id_box = options.face_box or FULL_CROP
-  embeddings = {c.clip_id: identity_preservation.embed_crops(c.generated, id_box) for c in clips}
-  target_embeddings = {c.clip_id: identity_preservation.embed_crops(c.target, id_box)
-                       for c in clips}
+  embeddings = {c.clip_id: _embed(c.generated, id_box, options) for c in clips}
+  target_embeddings = {c.clip_id: _embed(c.target, id_box, options) for c in clips}
   cells["consistency"] = cell({k: consistency_lib.consistency(e) for k, e in embeddings.items()})
   cells["fd_dlib"] = _set_level(clips, embeddings, target_embeddings, face_fd.fd_from_embeddings,
                                 options, face_fd.LABEL)
   if options.gallery is None:
     cells["id_retrieve"] = table.skipped("no identity gallery given")
   else:
-    descriptors, labels = options.gallery
-    cells["id_retrieve"] = cell({c.clip_id: 100.0 * np.mean(consistency_lib.id_retrieve(
-        embeddings[c.clip_id], [c.identity] * len(c.generated), descriptors, labels))
+    cells["id_retrieve"] = cell({c.clip_id: id_retrieve(c, embeddings[c.clip_id], options)
                                  for c in clips})
 
   if options.inception_embed is None:
@@ -156,10 +161,41 @@ def compute(clips: Sequence[EvalClip], options: Options) -> dict[str, table.Cell
   return cells
 
 
+def _embed(frames: np.ndarray, box, options: Options) -> np.ndarray:
+  """dlib descriptors of a clip's crops, through options.embed_cache when there is one."""
+  if options.embed_cache is None:
+    return identity_preservation.embed_crops(frames, box)
+  key = (hashlib.sha1(np.ascontiguousarray(frames).tobytes()).hexdigest(), frames.shape,
+         tuple(box))
+  if key not in options.embed_cache:
+    if (frames == frames[:1]).all():   # a still (the copy baseline): one descriptor, repeated
+      one = identity_preservation.embed_crops(frames[:1], box)
+      options.embed_cache[key] = np.repeat(one, len(frames), axis=0)
+    else:
+      options.embed_cache[key] = identity_preservation.embed_crops(frames, box)
+  return options.embed_cache[key]
+
+
+def id_retrieve(clip: EvalClip, embeddings: np.ndarray, options: Options) -> float:
+  """% of the clip's frames whose nearest gallery descriptor is the clip's identity (the gallery
+  without the clip's `gallery_exclude` group when the gallery has groups)."""
+  descriptors, labels, *groups = options.gallery
+  keep = np.ones(len(labels), bool)
+  if groups and clip.gallery_exclude is not None:
+    keep = np.asarray(groups[0]) != clip.gallery_exclude
+  return 100.0 * float(np.mean(consistency_lib.id_retrieve(
+      embeddings, [clip.identity] * len(embeddings), np.asarray(descriptors)[keep],
+      np.asarray(labels)[keep])))
+
+
 def mouth_correlation(clip: EvalClip, options: Options) -> float:
-  """Pearson over the clip of generated vs exact mouth opening, dlib landmarks on both (same box)."""
+  """Pearson over the clip of generated vs exact mouth opening, dlib landmarks on both (same box).
+  A generated mouth that never moves (a still: the copy baseline) follows nothing: 0."""
   exact_lm, boxes = lmd.crop_landmarks(clip.exact, options.face_box, name="exact ground truth")
   gen_lm, _ = lmd.crop_landmarks(clip.generated, boxes=boxes, name="generated")
+  opening = mouth.mouth_opening(mouth.check_landmarks(gen_lm, "generated landmarks"), MOUTH_LIPS)
+  if np.ptp(opening) == 0:
+    return 0.0
   return mouth.opening_correlation(gen_lm, exact_lm, MOUTH_LIPS)
 
 
