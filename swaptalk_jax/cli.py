@@ -18,7 +18,7 @@ COMMANDS = {
     "encode": "Encode a prepared dataset into VQ token records with a trained VQGAN.",
     "convert": "Convert a user-supplied pretrained checkpoint (arcface, lpips, inception, syncnet) to Flax.",
     "compile": "Compile a stage's train step ahead of time for a device topology; report its memory.",
-    "eval": "Evaluate a trained stage with the paper's metrics.",
+    "eval": "The paper's Table 1 (self- or cross-driven) of a trained chain on the synthetic test split.",
     "generate": "Source photo + target video + driving audio -> talking-face mp4.",
     "export": "Export a checkpoint to a standalone inference bundle.",
 }

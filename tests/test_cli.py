@@ -23,7 +23,8 @@ HELP_CASES = [
     (["prepare", "folder"], ["--in", "--out", "--identity_regex", "--manifest"]),
 ]
 OPTIONAL = {"compile": ["--config", "--target"], "export": ["--run", "--out"],
-            "generate": ["--source", "--target", "--out"]}
+            "generate": ["--source", "--target", "--out"],
+            "eval": ["--run", "--bundle", "--data", "--setting", "--out", "--max_clips"]}
 
 
 def _env():

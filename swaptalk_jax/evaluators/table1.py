@@ -1,0 +1,214 @@
+"""`swaptalk eval`: the paper's Table 1 on the synthetic test split, through the one inference path.
+
+Each held-out test clip becomes a case (table1_cases.py: source photo, target video, driving audio,
+exact ground truth) that inference.pipeline.generate -- the function `swaptalk generate` runs --
+turns into <out>/cases/<clip>/output.mp4. Output, target and truth are read back at the dataset's
+resolution (the synthetic set's crops are its whole frames: the framing every stage was trained
+on) and scored by metrics/clip_metrics.py, next to two baselines that need no model:
+  no swap  the target video unchanged;   copy  the source photo, still, on every frame.
+ID retrieve searches dlib descriptors of the test split's frames (the held-out identities), never
+the source photo's own clip. FID and LSE-C/D run only on the user's converted weights; without
+them their cells say so. metrics/table.py writes table1_<setting>.{md,csv,json}: means with
+percentile bootstrap 95 % intervals over clips, every per-clip value in the JSON.
+"""
+import dataclasses
+import os
+import pathlib
+import time
+import wave
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+from data_prep.synthetic import demo
+from swaptalk_jax.data import dataset as dataset_lib
+from swaptalk_jax.errors import MissingFileError, UserError
+from swaptalk_jax.evaluators import table1_cases
+from swaptalk_jax.metrics import clip_metrics, identity_preservation, table
+
+ROWS = {"chain": "SwapTalk (this chain)", "no_swap": "no swap (target video)",
+        "copy": "copy (source photo, still)"}
+NO_WEIGHTS = ("not run (no weights: --{flag}, a file from `swaptalk convert {net}`); never computed "
+              "with a random network")
+
+
+@dataclasses.dataclass
+class EvalOptions:
+  setting: str                       # 'self' | 'cross' (table1_cases.py)
+  max_clips: int = 0                 # 0: every test clip
+  max_frames: int = 0                # 0: whole clips
+  seed: int = 0                      # case choices and bootstrap resampling
+  framing: str = "synthetic"         # generate's crop template
+  color_match: float = 0.0           # generate's --color_match (0: the quickstart's, see README)
+  resolution: int = 128              # of the case media (dlib finds the faces from ~128 px)
+  batch_size: int = 8                # faces per device call (generate's --batch_size)
+  inception_weights: Optional[str] = None
+  syncnet_weights: Optional[str] = None
+  resamples: int = 1000              # per-clip means; set-level figures (FD-dlib, FID): 1/10
+
+
+@dataclasses.dataclass
+class Result:
+  paths: dict                        # {'md', 'csv', 'json'}: pathlib.Path
+  rows: dict                         # {row title: {column: table.Cell}}
+  meta: dict
+
+
+def load_chain(run: Optional[str], bundle: Optional[str], batch_size: int = 8):
+  """The whole chain `swaptalk generate` runs: <run>/{vqgan,swap,lipsync} or an exported bundle."""
+  if bool(run) == bool(bundle):
+    raise UserError("give one of --run DIR (holding vqgan/, swap/, lipsync/) or --bundle DIR")
+  where = run or bundle
+  if not os.path.isdir(where):
+    raise MissingFileError(f"{'run' if run else 'bundle'} directory {where} does not exist")
+  if bundle:
+    from swaptalk_jax.inference import bundle as bundle_lib  # pylint: disable=import-outside-toplevel
+    chain = bundle_lib.load_chain(bundle, batch_size)
+    missing = [n for n in ("swap", "lipsync") if getattr(chain, n) is None]
+    if missing:
+      raise UserError(f"bundle {bundle} has no {'/'.join(missing)} stage: Table 1 evaluates the "
+                      "whole chain (swaptalk export --stages=vqgan,swap,lipsync)")
+    return chain
+  from swaptalk_jax.inference import stages  # pylint: disable=import-outside-toplevel
+  dirs = stages.run_dirs(run, None, None, None)
+  for name, path in dirs.items():
+    if not os.path.isdir(path):
+      raise MissingFileError(f"run directory {run} has no {name} stage ({path} does not exist); "
+                             "Table 1 evaluates the whole chain: vqgan/, swap/, lipsync/")
+  vqgan = stages.load_vqgan(dirs["vqgan"])
+  return stages.Chain(vqgan, swap=stages.load_swap(dirs["swap"], vqgan),
+                      lipsync=stages.load_lipsync(dirs["lipsync"], vqgan), batch_size=batch_size)
+
+
+def generate_options(options: EvalOptions):
+  """generate's options for a case: its defaults, with eval's framing and colour match."""
+  from swaptalk_jax.inference import pipeline  # pylint: disable=import-outside-toplevel
+  return pipeline.Options(framing=options.framing, color_match=options.color_match, progress=False)
+
+
+def generate_case(chain, case: demo.Case, options: EvalOptions):
+  """case source.png + target.mp4 + audio.wav -> output.mp4 by pipeline.generate; its Report."""
+  from swaptalk_jax.inference import pipeline  # pylint: disable=import-outside-toplevel
+  return pipeline.generate(chain, case.path("source.png"), case.path("target.mp4"),
+                           case.path("output.mp4"), case.path("audio.wav"),
+                           generate_options(options))
+
+
+def _resize(frames: np.ndarray, size: int) -> np.ndarray:
+  if frames.shape[1:3] == (size, size):
+    return frames
+  return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def _wav_int16(path: str) -> np.ndarray:
+  """The case's driving audio as written (16-bit mono PCM): LSE's int16 input."""
+  with wave.open(path, "rb") as f:
+    return np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.int16)
+
+
+def eval_clips(case: demo.Case, size: int) -> dict[str, clip_metrics.EvalClip]:
+  """{row key: EvalClip} of one generated case, every video at `size` px."""
+  from swaptalk_jax.inference import media  # pylint: disable=import-outside-toplevel
+  output = demo.read_frames(case.path("output.mp4"))
+  target = demo.read_frames(case.path("target.mp4"))
+  truth = np.load(case.path("ground_truth.npz"))["frames"]
+  for name, frames in (("output.mp4", output), ("target.mp4", target)):
+    if len(frames) != case.num_frames:
+      raise UserError(f"{case.path(name)}: {len(frames)} frames, the case has {case.num_frames}")
+  photo = _resize(media.read_photo(case.path("source.png"))[None], size)
+  target = _resize(target, size)
+  common = dict(target=target, identity=case.source_identity,
+                audio=_wav_int16(case.path("audio.wav")), exact=_resize(truth, size),
+                gallery_exclude=case.source_clip)
+  generated = dict(chain=_resize(output, size), no_swap=target,
+                   copy=np.repeat(photo, case.num_frames, axis=0))
+  return {k: clip_metrics.EvalClip(case.target_clip, generated[k], **common) for k in ROWS}
+
+
+def gallery(dataset: pathlib.Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """dlib descriptors, identities and clip ids of evenly spaced frames of every test clip."""
+  images, labels, clips = dataset_lib.labelled_frames(dataset, demo.SPLIT,
+                                                      demo.GALLERY_FRAMES_PER_CLIP, size)
+  return identity_preservation.embed_crops(images), labels, clips
+
+
+def metric_nets(options: EvalOptions) -> tuple[Optional[Callable], Optional[tuple]]:
+  """(Inception embedder, SyncNet embedders) from the user's converted weights, else None."""
+  inception_embed = syncnet = None
+  if options.inception_weights:
+    from swaptalk_jax.metrics import fid  # pylint: disable=import-outside-toplevel
+    from swaptalk_jax.models import inception  # pylint: disable=import-outside-toplevel
+    inception_embed = fid.inception_embedder(inception.load_variables(options.inception_weights))
+  if options.syncnet_weights:
+    from swaptalk_jax.metrics import lse  # pylint: disable=import-outside-toplevel
+    from swaptalk_jax.models import syncnet as syncnet_model  # pylint: disable=import-outside-toplevel
+    syncnet = lse.make_embedders(syncnet_model.load_variables(options.syncnet_weights))
+  return inception_embed, syncnet
+
+
+def _label_unweighted(cells: dict, options: EvalOptions) -> dict:
+  if not options.inception_weights:
+    cells["fid"] = table.skipped(NO_WEIGHTS.format(flag="inception_weights", net="inception"))
+  if not options.syncnet_weights:
+    cells["lse_c"] = cells["lse_d"] = table.skipped(NO_WEIGHTS.format(flag="syncnet_weights",
+                                                                      net="syncnet"))
+  return cells
+
+
+def _case_meta(case: demo.Case, report, labels, clips) -> dict:
+  searched = clips != case.source_clip
+  return dict(target_clip=case.target_clip, source_identity=case.source_identity,
+              source_clip=case.source_clip, audio_clip=case.audio_clip, frames=case.num_frames,
+              face_frames=report.face_frames, generate_seconds=round(report.seconds, 2),
+              chance_id_retrieve=100.0 * float(np.mean(labels[searched] == case.source_identity)),
+              dir=case.dir)
+
+
+def evaluate(chain, data: str, out: str, options: EvalOptions,
+             log: Callable[[str], None] = print) -> Result:
+  """Generates every case (module docstring) with `chain` and writes Table 1 under `out`."""
+  start = time.perf_counter()
+  dataset, clips = table1_cases.held_out_clips(data)
+  chosen = clips[:options.max_clips] if options.max_clips > 0 else clips
+  if len(chosen) < 2:
+    raise UserError(f"Table 1 needs >= 2 test clips (intervals over clips); {dataset} gives "
+                    f"{len(chosen)}{' with --max_clips' if options.max_clips else ''}")
+  for target in chosen:   # a setting the split cannot give fails before any generation
+    table1_cases.choice(clips, target, options.setting, options.seed)
+  size = int(demo.synthetic_params(dataset)["resolution"])
+  inception_embed, syncnet = metric_nets(options)
+  descriptors, labels, gallery_clips = gallery(dataset, size)
+  out_dir = pathlib.Path(out)
+  per_row, cases = {k: [] for k in ROWS}, []
+  for i, target in enumerate(chosen):
+    case = table1_cases.write_case(dataset, clips, target, options.setting, out_dir / "cases",
+                                   options.seed, options.resolution, options.max_frames)
+    report = generate_case(chain, case, options)
+    for key, clip in eval_clips(case, size).items():
+      per_row[key].append(clip)
+    cases.append(_case_meta(case, report, labels, gallery_clips))
+    log(f"clip {i + 1}/{len(chosen)} {target.clip_id}: source {case.source_clip} frame 0, audio "
+        f"{case.audio_clip}; {report.frames} frames generated in {report.seconds:.1f} s")
+  metric_options = clip_metrics.Options(
+      setting=options.setting, gallery=(descriptors, labels, gallery_clips),
+      inception_embed=inception_embed, syncnet_embedders=syncnet, seed=options.seed,
+      resamples=options.resamples, set_resamples=max(10, options.resamples // 10), embed_cache={})
+  rows = {ROWS[k]: _label_unweighted(clip_metrics.compute(per_row[k], metric_options), options)
+          for k in ROWS}
+  meta = dict(setting=options.setting, data=str(dataset), options=dataclasses.asdict(options),
+              score_size=size, gallery_frames=int(len(labels)),
+              chance_id_retrieve=float(np.mean([c["chance_id_retrieve"] for c in cases])),
+              cases=cases, seconds=round(time.perf_counter() - start, 1))
+  title = (f"synthetic test split, {len(cases)} held-out clips x {cases[0]['frames']} frames, "
+           f"scored at {size} px")
+  paths = table.write(out_dir, options.setting, rows, meta, title)
+  return Result(paths, rows, meta)
+
+
+def evaluate_run(run: Optional[str], bundle: Optional[str], data: str, out: str,
+                 options: EvalOptions, log: Callable[[str], None] = print) -> Result:
+  """`swaptalk eval`: checks the dataset before loading the chain, then evaluate()."""
+  table1_cases.held_out_clips(data)
+  chain = load_chain(run, bundle, options.batch_size)
+  return evaluate(chain, data, out, options, log)
