@@ -201,7 +201,7 @@ def evaluate(chain, data: str, out: str, options: EvalOptions,
               chance_id_retrieve=float(np.mean([c["chance_id_retrieve"] for c in cases])),
               cases=cases, seconds=round(time.perf_counter() - start, 1))
   title = (f"synthetic test split, {len(cases)} held-out clips x {cases[0]['frames']} frames, "
-           f"scored at {size} px")
+           f"scored at {size} px; ID retrieve chance {meta['chance_id_retrieve']:.1f} %")
   paths = table.write(out_dir, options.setting, rows, meta, title)
   return Result(paths, rows, meta)
 
