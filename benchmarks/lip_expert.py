@@ -30,6 +30,7 @@ from swaptalk_jax.trainers.registry import build_trainer  # noqa: E402
 # name -> config overrides (dotted keys) on top of the variant's defaults.
 VARIANTS = {
     "default": {},
+    "no_center": {"model.center_window": False},                # the window mean left in
     "wav2lip": {"model.score": "wav2lip"},                      # p = cos of ReLU'd embeddings
     "no_scale": {"model.temperature": "fixed", "model.init_scale": 1.0},
     "fixed_scale": {"model.temperature": "fixed"},

@@ -50,6 +50,23 @@ def test_shapes_logical_names_and_unit_embeddings():
   np.testing.assert_allclose(logits, expert.init_scale * np.sum(v * a, -1), rtol=1e-5, atol=1e-5)
 
 
+def test_window_centring_sees_motion_not_the_static_face():
+  """center_window: a still window carries no sync evidence, whoever's face it is (two different
+  static windows embed alike); without centring they differ; moving windows differ either way."""
+  tokens, mel = _inputs(b=2)
+  tokens = jnp.round(tokens * 64) / 64   # dyadic values: the window mean of a still token is exact
+  still = jnp.repeat(tokens[:, :1], 5, axis=1)          # two different faces, frozen in time
+  for center in (True, False):
+    expert = _expert(center_window=center, token_norm=False)
+    params = nn.unbox(expert.init(jax.random.key(2), tokens, mel))["params"]
+    embed = lambda x, e=expert, p=params: np.asarray(e.apply({"params": p}, x,
+                                                            method=LipExpert.embed_visual))
+    v_still, v_moving = embed(still), embed(tokens)
+    assert (np.abs(v_still[0] - v_still[1]).max() < 1e-5) == center
+    assert np.abs(v_moving[0] - v_moving[1]).max() > 1e-3
+  assert lip_expert_config.get_config("micro").model.center_window
+
+
 def test_wav2lip_score_is_cosine_probability():
   expert = _expert(score="wav2lip")
   tokens, mel = _inputs()
