@@ -34,14 +34,57 @@ PAPER_VARIANTS = {"vqgan": ("f16", "f8"), "swap": ("transformer", "unet"),
 GIB = 2 ** 30
 
 
+def standin_vqgan_run(weights_dir: str, variant: str = "f16") -> str:
+  """A `swaptalk train` run directory of configs/vqgan.py:<variant> holding zero generator params of
+  the real shapes (the frozen stage-0 VQGAN the later stages load; only its shapes matter to a
+  compile). Written once per weights_dir."""
+  from configs import vqgan as vqgan_configs  # pylint: disable=g-import-not-at-top
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from swaptalk_jax.models.vqgan import vqgan_from_config  # pylint: disable=g-import-not-at-top
+  workdir = os.path.join(weights_dir, f"vqgan_{variant}_run")
+  step = os.path.join(workdir, "checkpoints", "1")
+  if os.path.isdir(os.path.join(step, "state")):
+    return workdir
+  config = vqgan_configs.get_config(variant)
+  size = config.data.image_size
+  model = vqgan_from_config(config.model)
+  shapes = jax.eval_shape(lambda r: model.init(r, jnp.zeros((1, size, size, 3)))["params"],
+                          jax.random.key(0))
+  params = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), nn.unbox(shapes))
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(os.path.join(step, "state"), {"params": {"generator": params}})
+  checkpointer.wait_until_finished()
+  os.makedirs(os.path.join(step, "config"), exist_ok=True)
+  with open(os.path.join(step, "config", "metadata"), "w") as f:
+    f.write(config.to_json())
+  return workdir
+
+
 def stage_config(stage: str, variant: str, weights_dir: str):
-  """The paper-size config of a stage with stand-ins for its frozen inputs, or raises
-  NotImplementedError naming what is missing."""
+  """The paper-size config of a stage with stand-ins for its frozen inputs (random or zero weights
+  of the real shapes), or raises NotImplementedError naming what is missing."""
   if stage == "vqgan":
     from benchmarks.vqgan import benchmark_config  # pylint: disable=g-import-not-at-top
     return benchmark_config(variant, weights_dir)
-  raise NotImplementedError(f"{stage} loads a trained VQGAN run (vqgan.workdir); benchmarks/fit.py "
-                            "has no paper-size stand-in run for it yet")
+  import importlib  # pylint: disable=g-import-not-at-top
+  c = importlib.import_module(f"configs.{stage}").get_config(variant)
+  c.vqgan.workdir = standin_vqgan_run(weights_dir, c.vqgan.get("variant", "f16"))
+  if stage == "swap" and c.identity.kind == "arcface":    # L_id_src / L_id_res on, as in the paper
+    from swaptalk_jax import params_file  # pylint: disable=g-import-not-at-top
+    from swaptalk_jax.models import arcface  # pylint: disable=g-import-not-at-top
+    r = c.identity.arcface_variant
+    c.identity.arcface_path = os.path.join(weights_dir, f"arcface_{r}_random.safetensors")
+    if not os.path.exists(c.identity.arcface_path):
+      params_file.save_params(c.identity.arcface_path, arcface.init_arcface_params(0, r),
+                              network="arcface", variant=r)
+  if stage == "lipsync" and c.loss.sync_weight:
+    raise NotImplementedError("lipsync with L_sync needs a lip-expert run; benchmarks/fit.py has no "
+                              "stand-in for it")
+  return c
 
 
 def fit_one(config, target, per_chip: int, mesh: dict):
@@ -84,53 +127,67 @@ def search(stage, variant, target, weights_dir, mesh, max_per_chip, log, start=1
 
 
 def markdown(results: dict) -> str:
-  lines = ["| stage | target | chips | mesh | max batch / chip | peak at it (GiB of HBM) | params / chip "
-           "| optimizer / chip | EMA / chip | frozen / chip | TFLOP / chip / step |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+  lines = ["# Pod-scale fit table", "",
+           "Written by `benchmarks/fit.py --markdown`; how it was made, what the columns mean and "
+           "which rows are missing: [pod_scale.md](pod_scale.md#the-fit-table). Per-chip batch: "
+           "largest power of two tried that fits (\"search cap\": the next one was not tried). "
+           "Bytes per chip; TFLOP from the compiled program's cost analysis.", "",
+           "| stage | target | chips | mesh | max batch / chip (no remat) | peak at it (GiB of HBM) "
+           "| params / chip | optimizer / chip | EMA / chip | frozen / chip | TFLOP / chip / step "
+           "| batches tried: peak GiB (compile s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for key, r in results.items():
     stage, target = key.split("@")
     if "error" in r:
-      lines.append(f"| {stage} | {target} | | | not compiled: {r['error']} | | | | | | |")
+      lines.append(f"| {stage} | {target} | | | not compiled: {r['error']} | | | | | | | |")
       continue
     b = r["param_bytes"]
-    gib = lambda x: f"{x / GIB:.3f}"
+    gib = lambda x: f"{x / GIB:.3f} GiB"
     best = str(r["max_per_chip"]) + (" (search cap)" if r.get("capped") else "")
     peak = f"{r['peak_gib']:.2f} of {r['hbm_gib']:.0f}" if r["max_per_chip"] else "-"
-    mesh = "x".join(f"{k}={v}" for k, v in r["mesh"].items())
+    mesh = " x ".join(f"{k}={v}" for k, v in r["mesh"].items())
+    tried = ", ".join(f"{n}: {p:g}{'' if ok else ' (no)'} ({sec})" for n, ok, p, sec in r["tried"])
     lines.append(f"| {stage} | {target} | {r['chips']} | {mesh} | {best} | {peak} | {gib(b['params'])} "
                  f"| {gib(b['opt_state'])} | {gib(b['ema_params'])} | {gib(b['frozen'])} "
-                 f"| {r.get('tflop_per_chip', 0):.2f} |")
+                 f"| {r.get('tflop_per_chip', 0):.2f} | {tried} |")
   return "\n".join(lines)
 
 
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--targets", default="v5e-8,v5e-256,v5p:4x4x4")
-  parser.add_argument("--stages", default=",".join(s for s in registry.STAGES if s != "toy"))
+  parser.add_argument("--stages", default=",".join(s for s in registry.STAGES if s != "toy"),
+                      help="stages (all their paper variants) or stage:variant, comma-separated")
   parser.add_argument("--mesh", default="data=-1,fsdp=1", help="config.mesh for every compile")
   parser.add_argument("--max_per_chip", type=int, default=64)
   parser.add_argument("--start_per_chip", type=int, default=1,
                       help="first per-chip batch tried (a power of 2 near the answer saves compiles)")
   parser.add_argument("--results", default=os.path.join(tempfile.gettempdir(), "swaptalk_fit.json"))
   parser.add_argument("--markdown", default=None, help="also write the table here")
+  parser.add_argument("--weights_dir", default=None,
+                      help="where the stand-in weights and VQGAN run are written (reused by a rerun)")
   args = parser.parse_args()
   mesh = {k: int(v) for k, v in (kv.split("=") for kv in args.mesh.split(","))}
   results = json.load(open(args.results)) if os.path.exists(args.results) else {}
-  weights_dir = tempfile.mkdtemp(prefix="fit_standins_")
+  weights_dir = args.weights_dir or tempfile.mkdtemp(prefix="fit_standins_")
+  os.makedirs(weights_dir, exist_ok=True)
   log = lambda s: print(s, flush=True)
-  for stage in args.stages.split(","):
-    for variant in PAPER_VARIANTS.get(stage, ()):
+  for entry in args.stages.split(","):   # a stage ('swap': its paper variants) or 'swap:unet'
+    stage, _, only = entry.partition(":")
+    for variant in (only,) if only else PAPER_VARIANTS.get(stage, ()):
       for name in args.targets.split(","):
         key = f"{stage}:{variant}@{name}"
         if key in results:
           continue
         target = topology.resolve_target(name)
+        start = time.time()
         try:
           row = search(stage, variant, target, weights_dir, mesh, args.max_per_chip, log,
                        args.start_per_chip)
         except NotImplementedError as e:
           row = {"error": str(e)}
         row["chips"] = target.chips
+        row["wall_s"] = round(time.time() - start)
         results[key] = row
         with open(args.results, "w") as f:
           json.dump(results, f, indent=1)
