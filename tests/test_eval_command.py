@@ -96,6 +96,18 @@ def test_self_driven_table(self_eval):
   copy = doc["rows"][table1.ROWS["copy"]]
   assert copy["mouth_corr"]["value"] == 0.0          # a still mouth follows nothing
   assert copy["gt_l1"]["value"] > no_swap["gt_l1"]["value"]
+  # The wrong-sync control: the same case driven by its own audio rotated by half its length.
+  case = out / "cases" / clips[0]
+  rate, audio = _read_wav(case / "audio.wav")
+  shifted_rate, shifted = _read_wav(case / "audio_shifted.wav")
+  assert shifted_rate == rate and np.array_equal(shifted, np.roll(audio, len(audio) // 2))
+  assert (case / "output_shifted_audio.mp4").is_file()
+
+
+def _read_wav(path):
+  import wave  # pylint: disable=import-outside-toplevel
+  with wave.open(str(path), "rb") as f:
+    return f.getframerate(), np.frombuffer(f.readframes(f.getnframes()), "<i2")
 
 
 def test_a_clip_equals_what_generate_writes(self_eval, run_dir, repo_root, stage_data, tmp_path):

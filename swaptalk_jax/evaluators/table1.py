@@ -5,7 +5,10 @@ exact ground truth) that inference.pipeline.generate -- the function `swaptalk g
 turns into <out>/cases/<clip>/output.mp4. Output, target and truth are read back at the dataset's
 resolution (the synthetic set's crops are its whole frames: the framing every stage was trained
 on) and scored by metrics/clip_metrics.py, next to two baselines that need no model:
-  no swap  the target video unchanged;   copy  the source photo, still, on every frame.
+  no swap  the target video unchanged;   copy  the source photo, still, on every frame;
+and the chain's own wrong-audio control, `shifted audio`: the same case generated with its driving
+audio rotated by half its length (same voice and loudness, wrong timing), so a mouth column that
+does not drop there is not following the audio.
 ID retrieve searches dlib descriptors of the test split's frames (the held-out identities), never
 the source photo's own clip. FID and LSE-C/D run only on the user's converted weights; without
 them their cells say so. metrics/table.py writes table1_<setting>.{md,csv,json}: means with
@@ -27,7 +30,9 @@ from swaptalk_jax.errors import MissingFileError, UserError
 from swaptalk_jax.evaluators import table1_cases
 from swaptalk_jax.metrics import clip_metrics, identity_preservation, table
 
-ROWS = {"chain": "SwapTalk (this chain)", "no_swap": "no swap (target video)",
+ROWS = {"chain": "SwapTalk (this chain)",
+        "shifted_audio": "this chain, audio shifted by half the clip (wrong sync)",
+        "no_swap": "no swap (target video)",
         "copy": "copy (source photo, still)"}
 NO_WEIGHTS = ("not run (no weights: --{flag}, a file from `swaptalk convert {net}`); never computed "
               "with a random network")
@@ -87,12 +92,22 @@ def generate_options(options: EvalOptions):
   return pipeline.Options(framing=options.framing, color_match=options.color_match, progress=False)
 
 
-def generate_case(chain, case: demo.Case, options: EvalOptions):
-  """case source.png + target.mp4 + audio.wav -> output.mp4 by pipeline.generate; its Report."""
+def generate_case(chain, case: demo.Case, options: EvalOptions, audio: str = "audio.wav",
+                  output: str = "output.mp4"):
+  """case source.png + target.mp4 + `audio` -> `output` by pipeline.generate; its Report."""
   from swaptalk_jax.inference import pipeline  # pylint: disable=import-outside-toplevel
   return pipeline.generate(chain, case.path("source.png"), case.path("target.mp4"),
-                           case.path("output.mp4"), case.path("audio.wav"),
-                           generate_options(options))
+                           case.path(output), case.path(audio), generate_options(options))
+
+
+def write_shifted_audio(case: demo.Case) -> str:
+  """The case's driving audio rotated by half its length -> audio_shifted.wav (its name)."""
+  with wave.open(case.path("audio.wav"), "rb") as f:
+    params, pcm = f.getparams(), np.frombuffer(f.readframes(f.getnframes()), "<i2")
+  with wave.open(case.path("audio_shifted.wav"), "wb") as f:
+    f.setparams(params)
+    f.writeframes(np.roll(pcm, len(pcm) // 2).astype("<i2").tobytes())
+  return "audio_shifted.wav"
 
 
 def _resize(frames: np.ndarray, size: int) -> np.ndarray:
@@ -111,9 +126,11 @@ def eval_clips(case: demo.Case, size: int) -> dict[str, clip_metrics.EvalClip]:
   """{row key: EvalClip} of one generated case, every video at `size` px."""
   from swaptalk_jax.inference import media  # pylint: disable=import-outside-toplevel
   output = demo.read_frames(case.path("output.mp4"))
+  shifted = demo.read_frames(case.path("output_shifted_audio.mp4"))
   target = demo.read_frames(case.path("target.mp4"))
   truth = np.load(case.path("ground_truth.npz"))["frames"]
-  for name, frames in (("output.mp4", output), ("target.mp4", target)):
+  for name, frames in (("output.mp4", output), ("output_shifted_audio.mp4", shifted),
+                       ("target.mp4", target)):
     if len(frames) != case.num_frames:
       raise UserError(f"{case.path(name)}: {len(frames)} frames, the case has {case.num_frames}")
   photo = _resize(media.read_photo(case.path("source.png"))[None], size)
@@ -121,8 +138,8 @@ def eval_clips(case: demo.Case, size: int) -> dict[str, clip_metrics.EvalClip]:
   common = dict(target=target, identity=case.source_identity,
                 audio=_wav_int16(case.path("audio.wav")), exact=_resize(truth, size),
                 gallery_exclude=case.source_clip)
-  generated = dict(chain=_resize(output, size), no_swap=target,
-                   copy=np.repeat(photo, case.num_frames, axis=0))
+  generated = dict(chain=_resize(output, size), shifted_audio=_resize(shifted, size),
+                   no_swap=target, copy=np.repeat(photo, case.num_frames, axis=0))
   return {k: clip_metrics.EvalClip(case.target_clip, generated[k], **common) for k in ROWS}
 
 
@@ -185,6 +202,7 @@ def evaluate(chain, data: str, out: str, options: EvalOptions,
     case = table1_cases.write_case(dataset, clips, target, options.setting, out_dir / "cases",
                                    options.seed, options.resolution, options.max_frames)
     report = generate_case(chain, case, options)
+    generate_case(chain, case, options, write_shifted_audio(case), "output_shifted_audio.mp4")
     for key, clip in eval_clips(case, size).items():
       per_row[key].append(clip)
     cases.append(_case_meta(case, report, labels, gallery_clips))
