@@ -10,6 +10,7 @@ import pytest
 
 from configs import lipsync as lipsync_config
 from configs import vqgan as vqgan_config
+from generate_helpers import random_params
 from swaptalk_jax.core import optim, sharding
 from swaptalk_jax.core.task import FROZEN
 from swaptalk_jax.core.train_state import init_train_state
@@ -45,10 +46,11 @@ def test_each_backbone_maps_tokens_to_lower_half_tokens(backbone):
 
 
 def micro_task(backbone: str = "unet") -> tuple[LipSyncTask, dict]:
-  """A Task over a randomly initialised micro VQGAN (32 px, 16x16 tokens, D = 16)."""
+  """A Task over a random micro VQGAN (32 px, 16x16 tokens, D = 16), its params drawn in numpy
+  from the shapes (generate_helpers.random_params: an eager flax init compiles every op)."""
   vcfg = vqgan_config.get_config("micro")
   vqgan = vqgan_from_config(vcfg.model)
-  vparams = nn.unbox(vqgan.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"])
+  vparams = random_params(vqgan, 1, jnp.zeros((1, 32, 32, 3)))
   config = lipsync_config.get_config("tiny")
   task = LipSyncTask(network=lipsync_from_config(tiny_model_config(backbone), 16),
                      vqgan=FrozenVQGAN(vqgan, vparams, vcfg, 0), loss_config=config.loss,
@@ -67,12 +69,10 @@ def test_target_lower_half_never_reaches_the_prediction():
   task, vparams = micro_task("unet")
   rng = np.random.default_rng(0)
   batch = random_batch(rng)
-  net_params = nn.unbox(task.init_params(jax.random.key(0), batch)["lipsync"])
-  # move every parameter off its init (zero output layers would hide any dependence)
-  leaves, treedef = jax.tree.flatten(net_params)
-  keys = jax.random.split(jax.random.key(5), len(leaves))
-  net_params = treedef.unflatten([x + 0.05 * jax.random.normal(k, x.shape)
-                                  for x, k in zip(leaves, keys)])
+  # every weight random, none at its init (zero output layers would hide any dependence): drawn
+  # in numpy from the shapes, as micro_task's VQGAN (no eager init compiling op by op)
+  tokens = jnp.zeros((1, 8, 16, 16))
+  net_params = random_params(task.network, 5, tokens, tokens, tokens, jnp.zeros((1, 16, 80)))
   params = {"lipsync": net_params, FROZEN: {"vqgan": vparams}}
   predict = jax.jit(lambda p, b: task.forward(p, b)[0])
   base = np.asarray(predict(params, batch))
