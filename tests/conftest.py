@@ -36,3 +36,15 @@ def repo_root() -> pathlib.Path:
 # lip expert over it).
 from stage_fixtures import stage_data, tiny_vqgan  # noqa: E402,F401
 from lip_expert_fixtures import lip_expert  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def one_process_toy_run(tmp_path_factory) -> str:
+  """Workdir of `swaptalk train LAUNCH_TOY_ARGS` in one process with 4 devices: the reference
+  both launcher tests (test_core_multiprocess.py, test_launch.py) compare their 2x2 runs with."""
+  from core_helpers import LAUNCH_TOY_ARGS, cli_train
+  workdir = str(tmp_path_factory.mktemp("toy_one_process") / "run")
+  proc = cli_train(LAUNCH_TOY_ARGS + [f"--workdir={workdir}"], devices=4)
+  _, err = proc.communicate(timeout=600)
+  assert proc.returncode == 0, err[-3000:]
+  return workdir

@@ -72,6 +72,15 @@ def cli_train(args, env_extra=None, devices=1, **kwargs):
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+# The toy run the multi-process tests compare with one process (test_core_multiprocess.py,
+# test_launch.py). Adam's eps as in test_core_sharding: keep Adam from amplifying round-off in
+# near-zero gradients.
+LAUNCH_TOY_ARGS = ["--config=configs/toy.py", "--config.train.num_steps=4",
+                   "--config.train.eval_every=0", "--config.train.checkpoint_every=2",
+                   "--config.train.log_every=2", "--config.optim.model.eps=1e-3",
+                   "--config.optim.critic.eps=1e-3"]
+
+
 def assert_one_error_line(proc, expected: str, command: str = "train") -> None:
   """A finished `swaptalk <command>` process failed with exit 1 and exactly one
   `swaptalk <command>: error:` line containing `expected`, and no traceback."""

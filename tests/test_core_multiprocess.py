@@ -6,22 +6,15 @@ import sys
 
 import pytest
 
-from core_helpers import REPO, assert_trees_close, cli_train, restore_params, toy_config
+from core_helpers import LAUNCH_TOY_ARGS, REPO, assert_trees_close, restore_params, toy_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 
-ARGS = ["--config=configs/toy.py", "--config.train.num_steps=4", "--config.train.eval_every=0",
-        "--config.train.checkpoint_every=2", "--config.train.log_every=2",
-        # As in test_core_sharding: keep Adam from amplifying round-off in near-zero gradients.
-        "--config.optim.model.eps=1e-3", "--config.optim.critic.eps=1e-3"]
+ARGS = LAUNCH_TOY_ARGS
 
 
-def test_two_processes_match_one(tmp_path):
-  one = str(tmp_path / "one_process")
-  proc = cli_train(ARGS + [f"--workdir={one}"], devices=4)
-  _, err = proc.communicate(timeout=600)
-  assert proc.returncode == 0, err[-3000:]
-
+def test_two_processes_match_one(one_process_toy_run, tmp_path):
+  one = one_process_toy_run
   two = str(tmp_path / "two_processes")
   env = dict(os.environ, PYTHONPATH=REPO, SWAPTALK_LOGDIR=str(tmp_path))
   result = subprocess.run(

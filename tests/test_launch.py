@@ -9,11 +9,9 @@ import sys
 
 import pytest
 
-from core_helpers import REPO, assert_trees_close, cli_train, restore_params, toy_config
+from core_helpers import LAUNCH_TOY_ARGS, REPO, assert_trees_close, restore_params, toy_config
 
-ARGS = ["--config=configs/toy.py", "--config.train.num_steps=4", "--config.train.eval_every=0",
-        "--config.train.checkpoint_every=2", "--config.train.log_every=2",
-        "--config.optim.model.eps=1e-3", "--config.optim.critic.eps=1e-3"]
+ARGS = LAUNCH_TOY_ARGS
 
 # srun as far as the launcher needs it: skip srun's own flags, start SLURM_NTASKS copies of the
 # command with SLURM_PROCID / SLURM_LOCALID set, fail if any fails.
@@ -44,12 +42,8 @@ def _fake_bin(tmp_path, name, text):
 
 @pytest.mark.slow
 @pytest.mark.multiprocess
-def test_slurm_two_tasks_match_one_process(tmp_path):
-  one = str(tmp_path / "one_process")
-  proc = cli_train(ARGS + [f"--workdir={one}"], devices=4)
-  _, err = proc.communicate(timeout=600)
-  assert proc.returncode == 0, err[-3000:]
-
+def test_slurm_two_tasks_match_one_process(one_process_toy_run, tmp_path):
+  one = one_process_toy_run
   two = str(tmp_path / "slurm")
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=2",
