@@ -9,9 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs import vqgan as vqgan_config
 from core_helpers import toy_config
-from data_prep.synthetic.prepare import prepare_synthetic
 from swaptalk_jax.core import loop
 from swaptalk_jax.errors import UserError
 from swaptalk_jax.evaluators import common
@@ -86,18 +84,18 @@ def _tensor_value(proto):
 
 
 @pytest.mark.slow
-def test_codebook_usage_runs_in_periodic_eval_and_is_written(tmp_path):
+def test_codebook_usage_runs_in_periodic_eval_and_is_written(stage_data, tmp_path):
   """`loop.run` (what `swaptalk train` runs) with the micro VQGAN for 2 steps, eval at step 2: the
   codebook_usage evaluator of configs/vqgan.py covers the whole eval split, its figures equal a
-  direct count over every eval image, and they are in the TensorBoard event file."""
-  data_dir = tmp_path / "data"
-  prepare_synthetic(data_dir, identities=4, clips_per_identity=1, seconds=2.0, resolution=32,
-                    seed=0, test_identities=2)   # eval split: 2 clips x 2 chunks = 2 batches of 2
-  config = vqgan_config.get_config("micro")
-  config.data.sources = [dict(name="synthetic", data_dir=str(data_dir), weight=1.0)]
-  config.data.batch_size = 2
-  config.train.update(num_steps=2, eval_every=2, log_every=1, checkpoint_every=2,
-                      async_checkpointing=False, eval_batches=1)
+  direct count over every eval image, and they are in the TensorBoard event file.
+
+  On the stage tests' set with tiny_vqgan's config (batch 8, one device): its eval split is 2
+  batches, and the step, eval and summary programs are the ones the session's micro VQGAN
+  compiled (persistent compilation cache), not compiled again for this test."""
+  from stage_fixtures import micro_vqgan_config  # pylint: disable=import-outside-toplevel
+  config = micro_vqgan_config(stage_data, **{
+      "train.num_steps": 2, "train.eval_every": 2, "train.log_every": 1,
+      "train.checkpoint_every": 2, "train.eval_batches": 1})
   workdir = str(tmp_path / "run")
   trainer = registry.build_trainer(config, workdir, devices=jax.devices()[:1])
   state = loop.run(trainer)
@@ -112,8 +110,9 @@ def test_codebook_usage_runs_in_periodic_eval_and_is_written(tmp_path):
   params = jax.device_get(state.ema_params["generator"])
   from swaptalk_jax.data import pipelines  # pylint: disable=import-outside-toplevel
   images = np.concatenate([b["image"] for b in pipelines.make_eval_iterator("vqgan", config.data)])
-  indices = np.asarray(model.apply({"params": params}, images,
-                                   method=HalfSplitVQGAN.encode_to_indices))
+  encode = jax.jit(lambda p, x: model.apply({"params": p}, x,
+                                            method=HalfSplitVQGAN.encode_to_indices))
+  indices = np.asarray(encode(params, images))
   half = indices.shape[1] // 2
   k = config.model.num_codes
   assert written["eval/codebook_usage/tokens_per_half"] == indices[:, :half].size
