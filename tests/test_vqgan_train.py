@@ -173,6 +173,10 @@ def test_generator_discriminator_interleave_with_accumulation_and_resume(synthet
       jax.tree.leaves(disc_before_start), jax.tree.leaves(jax.device_get(state.params["discriminator"]))))
 
   second = build_trainer(config, workdir, devices=devices)
+  # Same config and devices, so the same step program (the fresh trainer traces an identical one):
+  # it runs the one compiled above instead of reloading it from the compilation cache, which
+  # takes about as long as a compile on this CPU (~20 s). What is restored is the second's own.
+  second.step_fn = straight.step_fn
   with second.scope():
     s = second.restore_or_init()
     assert int(s.step) == 3
