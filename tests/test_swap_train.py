@@ -9,13 +9,14 @@ import pytest
 
 from configs import swap as swap_configs
 from core_helpers import apply_overrides
-from stage_fixtures import data_sources
+from stage_fixtures import CachedEmbedder, data_sources
 from swaptalk_jax.core import reporting as core_metrics
 from swaptalk_jax.core import sharding
 from swaptalk_jax.core.trainer import global_batch
 from swaptalk_jax.data import pipelines
 from swaptalk_jax.errors import MissingFileError, UserError
 from swaptalk_jax.evaluators import swap_pairs
+from swaptalk_jax.metrics import identity_preservation
 from swaptalk_jax.trainers.registry import build_trainer
 
 TRAIN_STEPS = 300
@@ -50,9 +51,14 @@ def trained_swap(tiny_vqgan, tmp_path_factory):
     eval_batch = global_batch(next(trainer.make_eval_iter()), trainer.batch_sharding)
     batch_metrics = jax.device_get(trainer.eval_fn(params, eval_batch, jax.random.key(0)))
     grid = jax.device_get(trainer.summary_fn(params, eval_batch))
-    scores = swap_pairs.swap_scores(trainer.task, params,
-                                   pipelines.dataset_path(config.data.sources[0]), "test",
-                                   config.data.image_size, frames_per_clip=6)
+    # dlib descriptors kept by content (same figures): swap_scores embeds the gallery once per
+    # candidate and each source photo once per pair
+    embedder = CachedEmbedder()
+    with pytest.MonkeyPatch.context() as patch:
+      patch.setattr(identity_preservation, "default_embedder", lambda: embedder)
+      scores = swap_pairs.swap_scores(trainer.task, params,
+                                     pipelines.dataset_path(config.data.sources[0]), "test",
+                                     config.data.image_size, frames_per_clip=6)
   writer = core_metrics.make_writer(workdir)
   writer.write_images(TRAIN_STEPS, {f"eval/{k}": core_metrics.to_image_grid(v)
                                     for k, v in grid.items()})

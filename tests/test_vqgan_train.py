@@ -7,7 +7,7 @@ import pytest
 from configs import vqgan as vqgan_config
 from core_helpers import apply_overrides
 from data_prep.synthetic.prepare import prepare_synthetic
-from stage_fixtures import VQGAN_STEPS
+from stage_fixtures import VQGAN_STEPS, CachedEmbedder
 from swaptalk_jax import params_file
 from swaptalk_jax.core import checkpoint
 from swaptalk_jax.core.task import FROZEN
@@ -106,9 +106,10 @@ def test_identity_of_reconstructions_is_measured(trained):
       encode_tokens.resolve_dataset_dir(str(trained["data_dir"] / "synthetic")), "train", 6,
       config.data.image_size)
   recon = reconstruct(config, trained["ema_generator"], images)
-  figures = idp.identity_preservation(images, recon, labels)
+  embedder = CachedEmbedder()   # the originals are embedded once, the mean image once
+  figures = idp.identity_preservation(images, recon, labels, embedder=embedder)
   mean_image = np.broadcast_to(images.mean(0).round().astype(np.uint8), images.shape)
-  baseline = idp.identity_preservation(images, mean_image, labels)
+  baseline = idp.identity_preservation(images, mean_image, labels, embedder=embedder)
   print(f"identity (dlib, {len(images)} frames of {figures['num_identities']} training "
         f"identities): VQGAN top-1 {figures['recon_top1']:.3f}, distance ratio "
         f"{figures['recon_distance_ratio']:.3f}; mean image top-1 {baseline['recon_top1']:.3f}, "
