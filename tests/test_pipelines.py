@@ -198,6 +198,25 @@ def test_lipsync_reference_distance_and_mel_windows(data_dir):
     assert p["mels"]["mel_window"][1] == mel_start_for_frame(clip_frame)
 
 
+def test_lipsync_eval_all_windows_scores_every_frame_once(data_dir):
+  from swaptalk_jax.data import dataset, sampling  # pylint: disable=import-outside-toplevel
+  path = pipelines.dataset_path(dict(name="toy_pipe", data_dir=str(data_dir)))
+  index = sampling.SplitIndex.build(dataset.load_meta(path), "test")
+  config = pipelines.resolve_config(_config(data_dir, lipsync=dict(all_windows=True)))
+  ds, _ = pipelines.plan_dataset("lipsync", config, "test", False)
+  # wrapped round to whole global batches of 4: the first len(tiles) elements are one pass
+  tiles = int(sum(n // 5 for n in index.length if n >= 5))
+  assert tiles > len(index.length)       # more than the default one window per chunk
+  frames = [(t[0], t[1]) for i in range(tiles) for t in ds[i]["images"]["target"]]
+  want = {(r, f) for r, n in enumerate(index.length) for f in range(n // 5 * 5) if n >= 5}
+  assert len(frames) == len(set(frames)) and set(frames) == want
+  cfg = dict(window=5, reference_min_distance=5, all_windows=True)
+  assert len(sampling.PlanSampler("lipsync", 0, str(path), "test", cfg, False)) == tiles
+  # training keeps one random window per chunk (the option is eval-only)
+  train_sampler = sampling.PlanSampler("lipsync", 0, str(path), "train", cfg, True)
+  assert train_sampler.tiles is None and len(train_sampler) == len(train_sampler.eligible)
+
+
 def test_vqgan_flip_is_a_horizontal_mirror_of_the_same_frame(data_dir):
   plain = next(pipelines.make_train_iterator("vqgan", _config(data_dir, vqgan=dict(flip_prob=0.0))))
   flipped = next(pipelines.make_train_iterator("vqgan", _config(data_dir, vqgan=dict(flip_prob=1.0))))

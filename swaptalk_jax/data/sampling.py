@@ -17,7 +17,7 @@ from swaptalk_jax.audio.mel import mel_start_for_frame, num_steps_for_frames
 from swaptalk_jax.data import dataset
 from swaptalk_jax.errors import UserError
 
-STAGES = ("vqgan", "swap", "lip_expert", "lipsync")
+STAGES = ("vqgan", "swap", "lip_expert", "lipsync", "identity")
 FRAMES = "frames_jpeg"
 
 
@@ -64,7 +64,7 @@ class SplitIndex:
 
 def eligible_records(index: SplitIndex, stage: str, window: int) -> np.ndarray:
   """Records a stage samples from: all for image stages, chunks holding a full window otherwise."""
-  if stage in ("vqgan", "swap"):
+  if stage in ("vqgan", "swap", "identity"):
     return np.arange(len(index.clip_of))
   return np.nonzero(index.length >= window)[0]
 
@@ -84,6 +84,13 @@ class PlanSampler(grain.transforms.RandomMap):
     self.eligible = eligible_records(self.index, stage, self.window)
     if len(self.eligible) == 0:
       raise UserError(f"{dataset_dir} {split}: no records usable for stage {stage!r}")
+    # all_windows (lipsync eval only): one element per non-overlapping window of every eligible
+    # chunk, so one eval pass scores every frame of the split (bar a chunk's last length % window
+    # frames) instead of one random window per chunk.
+    self.tiles = None
+    if stage == "lipsync" and not train and self.cfg.get("all_windows"):
+      self.tiles = [(int(r), s) for r in self.eligible
+                    for s in range(0, int(self.index.length[r]) - self.window + 1, self.window)]
     extras = dataset.cached_meta(dataset_dir).extras
     if stage == "lipsync" and self.cfg.get("resync_gt") and not (
         getattr(extras.get("resync_gt_frames"), "kind", None) == "frames"
@@ -95,13 +102,20 @@ class PlanSampler(grain.transforms.RandomMap):
         self.cfg.get("same_identity_fraction", 0.5) < 1:
       raise UserError(f"{dataset_dir} {split}: swap pairs across identities need >= 2 identities, "
                        f"found {len(self.index.identities)}")
+    if stage == "identity" and len(self.index.identities) < 2:
+      raise UserError(f"{dataset_dir} {split}: the identity net needs >= 2 labelled identities, "
+                       f"found {len(self.index.identities)}")
 
   def __len__(self) -> int:
-    return len(self.eligible)
+    return len(self.tiles) if self.tiles is not None else len(self.eligible)
 
   def random_map(self, element: int, rng: np.random.Generator) -> dict[str, Any]:
-    record = int(self.eligible[int(element) % len(self.eligible)])
     plan = dict(source=self.source, images={}, mels={}, values={}, flip=False)
+    if self.tiles is not None:
+      record, start = self.tiles[int(element) % len(self.tiles)]
+      self._plan_lipsync(record, rng, plan, start)
+      return plan
+    record = int(self.eligible[int(element) % len(self.eligible)])
     getattr(self, f"_plan_{self.stage}")(record, rng, plan)
     return plan
 
@@ -114,6 +128,15 @@ class PlanSampler(grain.transforms.RandomMap):
     else:  # k frames of one chunk: one read serves k images (distinct frames where it has them)
       frames = rng.choice(n, size=k, replace=n < k)
       plan["images"]["image"] = [(record, int(f), FRAMES) for f in frames]
+    plan["flip"] = bool(self.train and rng.random() < self.cfg.get("flip_prob", 0.0))
+
+  def _plan_identity(self, record, rng, plan):
+    """One frame and its identity's class: position in the split's sorted identities, plus
+    `label_offset` (the classes of the sources before this one in a mixture)."""
+    identity = self.index.clips[self.index.clip_of[record]].identity
+    plan["images"]["image"] = (record, int(rng.integers(self.index.length[record])), FRAMES)
+    plan["values"]["label"] = np.int32(self.cfg.get("label_offset", 0)
+                                       + self.index.identities.index(identity))
     plan["flip"] = bool(self.train and rng.random() < self.cfg.get("flip_prob", 0.0))
 
   def _random_frame(self, records: np.ndarray, rng) -> tuple[int, int, str]:
@@ -190,9 +213,9 @@ class PlanSampler(grain.transforms.RandomMap):
     raise ValueError(f"{self.dataset_dir} {self.split}: no off-sync window for record {record} "
                      "(its clip is too short to shift and no other clip was found)")
 
-  def _plan_lipsync(self, record, rng, plan):
+  def _plan_lipsync(self, record, rng, plan, start=None):
     idx = self.index
-    start = self._window_start(record, rng)
+    start = self._window_start(record, rng) if start is None else start
     plan["images"]["target"] = [(record, start + k, FRAMES) for k in range(self.window)]
     clip = idx.clips[idx.clip_of[record]]
     clip_frame = int(idx.first_frame[record]) + start
