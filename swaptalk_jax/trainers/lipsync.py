@@ -296,12 +296,20 @@ class LipSyncTask(TaskHooks):
     return {"lipsync": to_unit_range(row)}
 
 
-def resync_report(task: LipSyncTask, params, batches: Iterable[dict], cross: bool = True
-                ) -> dict[str, float]:
-  """Whole-split figures from per-frame stats (host numpy): means of every per-frame figure;
-  mouth-opening correlation: Pearson over all frames of each candidate's mouth darkness minus the
-  reference frame's against the ground truth's (the proxy of `frame_stats`); silence: the mean of
-  that opening over frames with silent audio, next to the ground truth's."""
+CANDIDATES = ("output",) + BASELINES + ("vq",)
+
+
+def mouth_openings(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Per-frame mouth opening of 'gt' and of every candidate in `frame_stats` output (host numpy):
+  its mouth darkness minus the reference frame's, which removes the identity's and the pose's
+  share of the proxy. `resync_report` and the silence figure read the opening from here."""
+  reference = stats["reference_darkness"]
+  return {name: stats[f"{name}_darkness"] - reference for name in ("gt",) + CANDIDATES}
+
+
+def collect_frame_stats(task: LipSyncTask, params, batches: Iterable[dict], cross: bool = True
+                        ) -> dict[str, np.ndarray]:
+  """`frame_stats` of every batch, concatenated on the host in batch order ([N] per key)."""
   fn = jax.jit(lambda p, b: task.frame_stats(p, b, cross))
   collected: dict[str, list] = {}
   for batch in batches:
@@ -309,14 +317,28 @@ def resync_report(task: LipSyncTask, params, batches: Iterable[dict], cross: boo
       collected.setdefault(key, []).append(np.asarray(value))
   if not collected:
     raise ValueError("resync_report: no batches")
-  stats = {k: np.concatenate(v) for k, v in collected.items()}
+  return {k: np.concatenate(v) for k, v in collected.items()}
+
+
+def resync_report(task: LipSyncTask, params, batches: Iterable[dict], cross: bool = True
+                ) -> dict[str, float]:
+  """Whole-split figures of `collect_frame_stats` (see `report_from_stats`)."""
+  return report_from_stats(collect_frame_stats(task, params, batches, cross))
+
+
+def report_from_stats(stats: dict[str, np.ndarray]) -> dict[str, float]:
+  """Whole-split figures from per-frame stats (host numpy): means of every per-frame figure;
+  mouth-opening correlation: Pearson over all frames of each candidate's mouth darkness minus the
+  reference frame's against the ground truth's (the proxy of `frame_stats`); silence: the mean of
+  that opening over frames with silent audio, next to the ground truth's."""
   report = {k: float(v.mean()) for k, v in stats.items() if k not in ("silent",)}
   report["frames"] = len(stats["silent"])
   silent = stats["silent"] > 0.5
-  gt_opening = stats["gt_darkness"] - stats["reference_darkness"]
+  openings = mouth_openings(stats)
+  gt_opening = openings["gt"]
   report["silent_frames"] = int(silent.sum())
-  for name in ("output",) + BASELINES + ("vq",):
-    opening = stats[f"{name}_darkness"] - stats["reference_darkness"]
+  for name in CANDIDATES:
+    opening = openings[name]
     report[f"{name}_mouth_corr"] = _pearson(opening, gt_opening)
     if silent.any():
       report[f"{name}_silent_opening"] = float(opening[silent].mean())
