@@ -9,7 +9,8 @@ numpy arrays; the iterator has get_state/set_state and checkpoints with the mode
 
 Batch keys: vqgan {image}; swap {source, target, target_gt, has_gt, same_identity};
 lip_expert {frames, mel, label}; lipsync {target, reference, mel, mel_window} (+ resync_target,
-resync_mel, resync_mel_window with lipsync.resync_gt).
+resync_mel, resync_mel_window with lipsync.resync_gt); identity {image, label} (label: the
+identity's class, numbered over all sources' identities of the split in source order).
 """
 import pathlib
 
@@ -42,6 +43,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   # divides the bytes read per image by k, at the price of k correlated frames per batch.
   c.vqgan = ml_collections.ConfigDict(dict(flip_prob=0.5, frames_per_read=1))
   c.swap = ml_collections.ConfigDict(dict(same_identity_fraction=0.5))
+  c.identity = ml_collections.ConfigDict(dict(flip_prob=0.5))
   c.lip_expert = ml_collections.ConfigDict(dict(window=5, positive_fraction=0.5,
                                                 min_offset_frames=5))
   # resync_gt: also yield resync_target [B,5,S,S,3], resync_mel [B,5,16,80] and resync_mel_window
@@ -104,6 +106,9 @@ def plan_dataset(stage: str, config: ml_collections.ConfigDict, split: str, trai
   for i, source in enumerate(config.sources):
     path = str(dataset_path(source))
     sampler = sampling.PlanSampler(stage, i, path, split, stage_config, train)
+    if stage == "identity":  # classes of the next source follow this one's
+      stage_config["label_offset"] = stage_config.get("label_offset", 0) + len(
+          sampler.index.identities)
     ds = grain.MapDataset.range(len(sampler)).shuffle(seed=config.shuffle_seed + 1000 * i)
     if train:
       ds = ds.repeat(config.num_epochs)

@@ -17,7 +17,7 @@ from swaptalk_jax.audio.mel import mel_start_for_frame, num_steps_for_frames
 from swaptalk_jax.data import dataset
 from swaptalk_jax.errors import UserError
 
-STAGES = ("vqgan", "swap", "lip_expert", "lipsync")
+STAGES = ("vqgan", "swap", "lip_expert", "lipsync", "identity")
 FRAMES = "frames_jpeg"
 
 
@@ -64,7 +64,7 @@ class SplitIndex:
 
 def eligible_records(index: SplitIndex, stage: str, window: int) -> np.ndarray:
   """Records a stage samples from: all for image stages, chunks holding a full window otherwise."""
-  if stage in ("vqgan", "swap"):
+  if stage in ("vqgan", "swap", "identity"):
     return np.arange(len(index.clip_of))
   return np.nonzero(index.length >= window)[0]
 
@@ -102,6 +102,9 @@ class PlanSampler(grain.transforms.RandomMap):
         self.cfg.get("same_identity_fraction", 0.5) < 1:
       raise UserError(f"{dataset_dir} {split}: swap pairs across identities need >= 2 identities, "
                        f"found {len(self.index.identities)}")
+    if stage == "identity" and len(self.index.identities) < 2:
+      raise UserError(f"{dataset_dir} {split}: the identity net needs >= 2 labelled identities, "
+                       f"found {len(self.index.identities)}")
 
   def __len__(self) -> int:
     return len(self.tiles) if self.tiles is not None else len(self.eligible)
@@ -125,6 +128,15 @@ class PlanSampler(grain.transforms.RandomMap):
     else:  # k frames of one chunk: one read serves k images (distinct frames where it has them)
       frames = rng.choice(n, size=k, replace=n < k)
       plan["images"]["image"] = [(record, int(f), FRAMES) for f in frames]
+    plan["flip"] = bool(self.train and rng.random() < self.cfg.get("flip_prob", 0.0))
+
+  def _plan_identity(self, record, rng, plan):
+    """One frame and its identity's class: position in the split's sorted identities, plus
+    `label_offset` (the classes of the sources before this one in a mixture)."""
+    identity = self.index.clips[self.index.clip_of[record]].identity
+    plan["images"]["image"] = (record, int(rng.integers(self.index.length[record])), FRAMES)
+    plan["values"]["label"] = np.int32(self.cfg.get("label_offset", 0)
+                                       + self.index.identities.index(identity))
     plan["flip"] = bool(self.train and rng.random() < self.cfg.get("flip_prob", 0.0))
 
   def _random_frame(self, records: np.ndarray, rng) -> tuple[int, int, str]:

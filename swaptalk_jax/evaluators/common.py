@@ -29,6 +29,7 @@ EVALUATORS = {
     "codebook_usage": "swaptalk_jax.evaluators.codebook_usage:Evaluator",
     "per_source": "swaptalk_jax.evaluators.per_source:Evaluator",
     "swap_pairs": "swaptalk_jax.evaluators.swap_pairs:Evaluator",
+    "verification": "swaptalk_jax.evaluators.verification:Evaluator",
 }
 
 

@@ -2,8 +2,12 @@
 
 Stem conv3x3-BN-PReLU; four stages of IBasicBlocks (BN, conv3x3, BN, PReLU, conv3x3 (stride 2 in the
 first block of a stage), BN, + identity or 1x1-conv-BN shortcut); BN, flatten, (dropout), fc to 512,
-BatchNorm1d ("features"). Inference only: BatchNorm uses its running statistics, which live in
-'params' with scale/bias (one frozen tree to pass around), and dropout is the identity.
+BatchNorm1d ("features"). BatchNorm's running statistics live in 'params' with scale/bias (one frozen
+tree to pass around) and are used at inference; dropout is the identity. Training the net here
+(`configs/identity.py`, `trainers/identity.py`) sets `use_batch_stats`: every BatchNorm then
+normalises with the batch's statistics and writes them to the 'batch_stats' collection (when
+mutable), from which the trainer keeps the running statistics. `widths` and `input_size` give the
+small CPU variants; the defaults are arcface_torch's.
 
 Input: RGB, NHWC, 112x112, normalised as (pixel / 255 - 0.5) / 0.5, i.e. in [-1, 1]
 (`normalise_pixels`). Faces must be aligned to `ARCFACE_TEMPLATE_112` (`alignment_transform`).
@@ -51,12 +55,15 @@ def alignment_transform(landmarks_5: np.ndarray, size: int = INPUT_SIZE) -> np.n
 
 
 class FrozenBatchNorm(nn.Module):
-  """Inference BatchNorm over the last axis with scale, bias, mean and var all in 'params'.
+  """BatchNorm over the last axis with scale, bias, mean and var all in 'params'.
 
-  Applied as one affine (x * a + b) computed in f32, then cast to `dtype`.
+  Inference (default): one affine (x * a + b) from the running mean/var, computed in f32, then
+  cast to `dtype`. use_batch_stats: normalise with the batch's mean and (biased) variance over all
+  but the last axis instead, and put them in the 'batch_stats' collection when it is mutable.
   """
   epsilon: float = BN_EPSILON
   dtype: Dtype = jnp.float32
+  use_batch_stats: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -68,6 +75,13 @@ class FrozenBatchNorm(nn.Module):
 
     scale, bias = param("scale", nn.initializers.ones), param("bias", nn.initializers.zeros)
     mean, var = param("mean", nn.initializers.zeros), param("var", nn.initializers.ones)
+    if self.use_batch_stats:
+      axes = tuple(range(x.ndim - 1))
+      mean = jnp.mean(x.astype(jnp.float32), axes)
+      var = jnp.mean(jnp.square(x.astype(jnp.float32) - mean), axes)
+      if self.is_mutable_collection("batch_stats"):
+        self.put_variable("batch_stats", "mean", mean)
+        self.put_variable("batch_stats", "var", var)
     multiplier = scale * jax.lax.rsqrt(var + self.epsilon)
     offset = bias - mean * multiplier
     return (x.astype(jnp.float32) * multiplier + offset).astype(self.dtype)
@@ -94,49 +108,66 @@ class IBasicBlock(nn.Module):
   features: int
   strides: int = 1
   dtype: Dtype = jnp.float32
+  use_batch_stats: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = FrozenBatchNorm(dtype=self.dtype, name="bn1")(x)
+    def bn(name, dtype=self.dtype):
+      return FrozenBatchNorm(dtype=dtype, use_batch_stats=self.use_batch_stats, name=name)
+
+    y = bn("bn1")(x)
     y = _conv3x3(self.features, 1, self.dtype, "conv1")(y)
-    y = FrozenBatchNorm(dtype=self.dtype, name="bn2")(y)
+    y = bn("bn2")(y)
     y = PReLU(dtype=self.dtype, name="prelu")(y)
     y = _conv3x3(self.features, self.strides, self.dtype, "conv2")(y)
-    y = FrozenBatchNorm(dtype=self.dtype, name="bn3")(y)
+    y = bn("bn3")(y)
     if self.strides != 1 or x.shape[-1] != self.features:
       x = Conv(self.features, (1, 1), (self.strides, self.strides), padding="VALID", use_bias=False,
                dtype=self.dtype, name="downsample_conv")(x)
-      x = FrozenBatchNorm(dtype=self.dtype, name="downsample_bn")(x)
+      x = bn("downsample_bn")(x)
     return y + x
 
 
 class IResNet(nn.Module):
-  """[N, 112, 112, 3] in [-1, 1] -> [N, 512] f32 embeddings (not L2-normalised).
+  """[N, input_size, input_size, 3] in [-1, 1] -> [N, embedding_dim] f32 embeddings (not
+  L2-normalised). Defaults: arcface_torch's 112 px, stage widths (64, 128, 256, 512), 512-d.
 
   `dtype` is the compute dtype of the convolutional body; fc and the final BatchNorm run in f32
-  (as arcface_torch's fp16 mode does).
+  (as arcface_torch's fp16 mode does). `use_batch_stats`: training-mode BatchNorm (see
+  FrozenBatchNorm).
   """
   blocks: Sequence[int] = VARIANTS["r50"]
   embedding_dim: int = EMBEDDING_DIM
   dtype: Dtype = jnp.float32
+  widths: Sequence[int] = STAGE_WIDTHS
+  input_size: int = INPUT_SIZE
+  use_batch_stats: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    if x.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
-      raise ValueError(f"IResNet expects [N, {INPUT_SIZE}, {INPUT_SIZE}, 3], got {x.shape}")
-    x = _conv3x3(STAGE_WIDTHS[0], 1, self.dtype, "conv1")(x.astype(self.dtype))
-    x = FrozenBatchNorm(dtype=self.dtype, name="bn1")(x)
+    size = self.input_size
+    if x.shape[1:] != (size, size, 3):
+      raise ValueError(f"IResNet expects [N, {size}, {size}, 3], got {x.shape}")
+    if len(self.widths) != 4 or len(self.blocks) != 4:
+      raise ValueError(f"IResNet needs 4 stages; got widths {self.widths}, blocks {self.blocks}")
+
+    def bn(name, dtype=self.dtype):
+      return FrozenBatchNorm(dtype=dtype, use_batch_stats=self.use_batch_stats, name=name)
+
+    x = _conv3x3(self.widths[0], 1, self.dtype, "conv1")(x.astype(self.dtype))
+    x = bn("bn1")(x)
     x = PReLU(dtype=self.dtype, name="prelu")(x)
-    for stage, (width, count) in enumerate(zip(STAGE_WIDTHS, self.blocks), start=1):
+    for stage, (width, count) in enumerate(zip(self.widths, self.blocks), start=1):
       for index in range(count):
-        x = IBasicBlock(width, 2 if index == 0 else 1, self.dtype, name=f"layer{stage}_{index}")(x)
-    x = FrozenBatchNorm(dtype=jnp.float32, name="bn2")(x)
+        x = IBasicBlock(width, 2 if index == 0 else 1, self.dtype, self.use_batch_stats,
+                        name=f"layer{stage}_{index}")(x)
+    x = bn("bn2", jnp.float32)(x)
     x = x.reshape(x.shape[0], -1)  # (H, W, C) order; the converters permute torch's (C, H, W) fc
     x = nn.Dense(self.embedding_dim, dtype=jnp.float32, param_dtype=jnp.float32, name="fc",
                  kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
                                                           ("embed", "mlp")),
                  bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)))(x)
-    return FrozenBatchNorm(dtype=jnp.float32, name="features")(x)
+    return bn("features", jnp.float32)(x)
 
 
 def iresnet(variant: str = "r50", dtype: Dtype = jnp.float32) -> IResNet:

@@ -17,6 +17,7 @@ STAGES = {
     "lipsync": "swaptalk_jax.trainers.lipsync",
     "swap": "swaptalk_jax.trainers.swap",
     "lip_expert": "swaptalk_jax.trainers.lip_expert",
+    "identity": "swaptalk_jax.trainers.identity",
 }
 
 
