@@ -57,6 +57,9 @@ def get_config(arg: str = "paper") -> ml_collections.ConfigDict:
   c.stage = "lip_expert"
   c.variant = variant
   c.model = model_config(variant)
+  # activation checkpointing of the repeated blocks (swaptalk_jax/models/remat.py): 'none' |
+  # 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable'; params are the same either way
+  c.model.remat = "none"
   c.vqgan = ml_collections.ConfigDict(dict(
       workdir=ml_collections.FieldReference(None, field_type=str),   # stage-0 run dir (required)
       ema=True,                   # the VQGAN's EMA generator params (as its eval used)

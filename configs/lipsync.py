@@ -48,6 +48,9 @@ def get_config(arg: str = "unet") -> ml_collections.ConfigDict:
   c.stage = "lipsync"
   c.variant = variant
   c.model = model_config(backbone, small)
+  # activation checkpointing of the repeated blocks (swaptalk_jax/models/remat.py): 'none' |
+  # 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable'; params are the same either way
+  c.model.remat = "none"
   c.vqgan = ml_collections.ConfigDict(dict(
       workdir=ml_collections.FieldReference(None, field_type=str),   # stage-0 run dir (required)
       ema=True))

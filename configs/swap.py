@@ -68,6 +68,9 @@ def get_config(arg: str = "transformer") -> ml_collections.ConfigDict:
       ema=True,                       # load its EMA generator params
   ))
   c.model = model_config(variant, vqgan_configs.model_config(vqgan_variant).embed_dim)
+  # activation checkpointing of the repeated blocks (swaptalk_jax/models/remat.py): 'none' |
+  # 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable'; params are the same either way
+  c.model.remat = "none"
   if tiny and variant == "tiny_unet":
     c.model.width = 64
 

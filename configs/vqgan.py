@@ -49,6 +49,9 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
   c.stage = "vqgan"
   c.variant = variant
   c.model = model_config(variant)
+  # activation checkpointing of the repeated blocks (swaptalk_jax/models/remat.py): 'none' |
+  # 'full' | 'dots_saveable' | 'dots_with_no_batch_dims_saveable'; params are the same either way
+  c.model.remat = "none"
   c.discriminator = ml_collections.ConfigDict(dict(
       base_features=16 if tiny else 64, num_layers=2 if tiny else 3, num_groups=16 if tiny else 32))
   if micro:

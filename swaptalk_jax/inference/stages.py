@@ -78,8 +78,10 @@ def check_same_vqgan(config, vqgan: LoadedStage, workdir: str) -> None:
     _, _, other = checkpoint.load_params(trained_on, group="generator", ema=True)
   except (UserError, FileNotFoundError):
     return
-  if json.dumps(other.model.to_dict(), sort_keys=True) != json.dumps(vqgan.config.model.to_dict(),
-                                                                    sort_keys=True):
+  # remat (how a run trained) is not part of the architecture
+  from swaptalk_jax.models.remat import without_remat  # pylint: disable=import-outside-toplevel
+  if (json.dumps(without_remat(other.model.to_dict()), sort_keys=True)
+      != json.dumps(without_remat(vqgan.config.model.to_dict()), sort_keys=True)):
     raise UserError(f"{workdir} was trained on the VQGAN {trained_on}, whose model config differs "
                     f"from that of --vqgan {vqgan.workdir}")
 

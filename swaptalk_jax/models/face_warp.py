@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from swaptalk_jax.models import layers
+from swaptalk_jax.models.remat import remat_block
 
 Dtype = Any
 
@@ -102,20 +103,22 @@ class Hourglass(nn.Module):
   features: Sequence[int] = (32, 64)
   num_groups: int = 8
   dtype: Dtype = jnp.float32
+  remat: str = "none"             # activation checkpointing of each ConvBlock (models/remat.py)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    block_cls = remat_block(ConvBlock, self.remat)
     h = layers.Conv(self.features[0], dtype=self.dtype, name="conv_in")(x)
     skips = []
     for level, f in enumerate(self.features):
-      h = ConvBlock(f, self.num_groups, self.dtype, name=f"down_{level}")(h)
+      h = block_cls(f, self.num_groups, self.dtype, name=f"down_{level}")(h)
       if level != len(self.features) - 1:
         skips.append(h)
         h = downsample(h, f, self.dtype, f"downsample_{level}")
     for level in reversed(range(len(self.features) - 1)):
       skip = skips.pop()
       h = jnp.concatenate([upsample_to(h, skip.shape[1:3]), skip], axis=-1)
-      h = ConvBlock(self.features[level], self.num_groups, self.dtype, name=f"up_{level}")(h)
+      h = block_cls(self.features[level], self.num_groups, self.dtype, name=f"up_{level}")(h)
     return h
 
 
@@ -130,6 +133,7 @@ class FaceWarp(nn.Module):
   num_groups: int = 8
   max_offset: float = 4.0
   dtype: Dtype = jnp.float32
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, target_upper: jax.Array, reference_upper: jax.Array,
@@ -137,12 +141,13 @@ class FaceWarp(nn.Module):
     if not target_upper.shape == reference_upper.shape == reference_lower.shape:
       raise ValueError(f"FaceWarp: T^U {target_upper.shape}, R^U {reference_upper.shape} and R^B "
                        f"{reference_lower.shape} must be equal [N, h/2, w, D] token grids")
-    hourglass = Hourglass(self.features, self.num_groups, self.dtype, name="hourglass")
+    hourglass = Hourglass(self.features, self.num_groups, self.dtype, self.remat, name="hourglass")
     # One call on the stacked pair: the same weights see both, and one conv program is compiled.
     n = target_upper.shape[0]
     both = hourglass(jnp.concatenate([target_upper, reference_upper], axis=0))
     difference = both[:n] - both[n:]
-    h = Hourglass(self.flow_features, self.num_groups, self.dtype, name="flow_unet")(difference)
+    h = Hourglass(self.flow_features, self.num_groups, self.dtype, self.remat,
+                  name="flow_unet")(difference)
     h = nn.silu(layers.group_norm(self.num_groups, self.dtype, name="flow_norm")(h))
     raw = layers.Conv(2, dtype=self.dtype, kernel_init=nn.initializers.zeros,
                       name="flow_out")(h).astype(jnp.float32)

@@ -26,6 +26,9 @@ held-out windows alike (the identity content swamps the mouth's), with it held-o
 Normalisation inside the streams (`stream_norm`: 'group' | 'none') and of the inputs (`token_norm`:
 LayerNorm of each token embedding over D, since codebook vectors carry an arbitrary scale; the mel
 is divided by its max_abs_value 4) are switches, measured in `benchmarks/lip_expert.py`.
+
+`remat` (models/remat.py) checkpoints each stream's conv stack as one block (the streams are the
+expert's only repeated structure; the params keep their names).
 """
 from typing import Any, Sequence
 
@@ -35,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from swaptalk_jax.models.layers import Conv, dense, group_norm, layer_norm
+from swaptalk_jax.models.remat import remat_block
 
 Dtype = Any
 MEL_SCALE = 4.0          # the log-mel's max_abs_value (swaptalk_jax/audio/mel.py)
@@ -85,6 +89,7 @@ class LipExpert(nn.Module):
   temperature: str = "learnable"    # 'learnable' | 'fixed' (score='scaled')
   init_scale: float = 10.0          # initial (or fixed) scale of the cosine
   dtype: Dtype = jnp.float32
+  remat: str = "none"               # activation checkpointing of each stream (models/remat.py)
 
   def setup(self):
     if self.stream_norm not in ("group", "none"):
@@ -97,10 +102,11 @@ class LipExpert(nn.Module):
       raise ValueError(f"LipExpert.temperature must be 'learnable' or 'fixed', "
                        f"got {self.temperature!r}")
     self.token_ln = layer_norm(self.dtype, name="token_norm") if self.token_norm else None
-    self.visual = ConvStack(self.visual_features, self.visual_strides, self.num_groups,
+    stack_cls = remat_block(ConvStack, self.remat)
+    self.visual = stack_cls(self.visual_features, self.visual_strides, self.num_groups,
                             self.stream_norm, self.pool, self.dtype, name="visual")
     self.visual_out = dense(self.embed_dim, ("mlp", "embed"), self.dtype, name="visual_out")
-    self.audio = ConvStack(self.audio_features, self.audio_strides, self.num_groups,
+    self.audio = stack_cls(self.audio_features, self.audio_strides, self.num_groups,
                            self.stream_norm, self.pool, self.dtype, name="audio")
     self.audio_out = dense(self.embed_dim, ("mlp", "embed"), self.dtype, name="audio_out")
     if self.score == "scaled":
@@ -170,4 +176,4 @@ def lip_expert_from_config(model_config, dtype=jnp.float32) -> LipExpert:
       token_norm=m.token_norm, center_window=m.get("center_window", False),
       pool=m.get("pool", "flatten"), score=m.score,
       temperature=m.temperature,
-      init_scale=m.init_scale, dtype=jnp.dtype(dtype))
+      init_scale=m.init_scale, remat=m.get("remat", "none"), dtype=jnp.dtype(dtype))

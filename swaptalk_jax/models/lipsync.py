@@ -15,6 +15,8 @@ Backbones (Table V's three rows), chosen by `backbone`:
                 cross-attention to the audio), learned positions.
 Every backbone predicts a residual on the warped reference (its output layer starts at zero), so
 an untrained network is "the warped reference lower half".
+`remat` (models/remat.py) checkpoints every repeated block: the UNet's res blocks and their audio
+cross-attentions, the DiT's and the audio encoder's transformer blocks, the face warp's conv blocks.
 """
 from typing import Any, Optional, Sequence
 
@@ -26,6 +28,7 @@ from swaptalk_jax.models import layers
 from swaptalk_jax.models.attention import (PositionEmbedding, SpatialCrossAttention,
                                           TransformerBlock, sinusoidal_positions)
 from swaptalk_jax.models.face_warp import FaceWarp, downsample, upsample_to
+from swaptalk_jax.models.remat import remat_block
 
 Dtype = Any
 BACKBONES = ("unet", "plain_unet", "dit")
@@ -47,6 +50,7 @@ class AudioEncoder(nn.Module):
   num_heads: int = 4
   input_scale: float = 1.0 / MEL_SCALE
   dtype: Dtype = jnp.float32
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, features: jax.Array) -> jax.Array:
@@ -59,10 +63,11 @@ class AudioEncoder(nn.Module):
       h = nn.gelu(layers.layer_norm(self.dtype, name=f"conv_{i}_norm")(x))
       h = layers.Conv(self.width, (3, 1), dtype=self.dtype, name=f"conv_{i}")(h[:, :, None, :])
       x = x + h[:, :, 0, :]
+    block_cls = remat_block(TransformerBlock, self.remat)
     for i in range(self.num_layers):
-      x = TransformerBlock(self.num_heads, self.width // self.num_heads, 4 * self.width,
-                           cross_attention=False, self_attention=True, norm_first=True,
-                           dtype=self.dtype, name=f"block_{i}")(x)
+      x = block_cls(self.num_heads, self.width // self.num_heads, 4 * self.width,
+                    cross_attention=False, self_attention=True, norm_first=True,
+                    dtype=self.dtype, name=f"block_{i}")(x)
     return _constrain(layers.layer_norm(self.dtype, name="norm_out")(x))
 
 
@@ -100,16 +105,18 @@ class LipUNet(nn.Module):
   num_heads: int = 4
   num_groups: int = 8
   dtype: Dtype = jnp.float32
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, x: jax.Array, audio: jax.Array) -> jax.Array:
     film = None if self.attention else jnp.mean(audio, axis=1)
+    res_cls = remat_block(ResBlock, self.remat)
+    attn_cls = remat_block(SpatialCrossAttention, self.remat)
 
     def block(h, f, name):
-      h = ResBlock(f, self.num_groups, self.dtype, name=name)(h, film)
+      h = res_cls(f, self.num_groups, self.dtype, name=name)(h, film)
       if self.attention:
-        h = SpatialCrossAttention(self.num_heads, f // self.num_heads, self.dtype,
-                                  name=f"{name}_attn")(h, audio)
+        h = attn_cls(self.num_heads, f // self.num_heads, self.dtype, name=f"{name}_attn")(h, audio)
       return h
 
     h = layers.Conv(self.features[0], dtype=self.dtype, name="conv_in")(x)
@@ -141,6 +148,7 @@ class LipDiT(nn.Module):
   num_heads: int = 4
   mlp_ratio: int = 4
   dtype: Dtype = jnp.float32
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, x: jax.Array, audio: jax.Array) -> jax.Array:
@@ -149,11 +157,12 @@ class LipDiT(nn.Module):
         x.reshape(n, h * w, c))
     tokens = PositionEmbedding(h * w, name="positions")(tokens)
     context = layers.dense(self.width, ("mlp", "embed"), self.dtype, name="audio_proj")(audio)
+    block_cls = remat_block(TransformerBlock, self.remat)
     for i in range(self.depth):
-      tokens = TransformerBlock(self.num_heads, self.width // self.num_heads,
-                                self.mlp_ratio * self.width, cross_attention=True,
-                                self_attention=True, norm_first=True, dtype=self.dtype,
-                                name=f"block_{i}")(tokens, context)
+      tokens = block_cls(self.num_heads, self.width // self.num_heads,
+                         self.mlp_ratio * self.width, cross_attention=True,
+                         self_attention=True, norm_first=True, dtype=self.dtype,
+                         name=f"block_{i}")(tokens, context)
       tokens = _constrain(tokens)
     tokens = layers.layer_norm(self.dtype, name="norm_out")(tokens)
     out = layers.dense(self.out_features, ("embed", "mlp"), self.dtype, name="proj_out",
@@ -184,6 +193,7 @@ class LipSyncNet(nn.Module):
   audio_width: int = 128
   audio_layers: int = 1
   dtype: Dtype = jnp.float32
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, target_upper: jax.Array, reference_upper: jax.Array,
@@ -197,23 +207,25 @@ class LipSyncNet(nn.Module):
     reference_lower = reference_lower.astype(jnp.float32)
     if self.use_warp:
       warped, flow = FaceWarp(self.warp_features, self.warp_features, self.num_groups,
-                              self.max_offset, self.dtype, name="face_warp")(
+                              self.max_offset, self.dtype, remat=self.remat, name="face_warp")(
                                   target_upper, reference_upper, reference_lower)
     else:
       warped = reference_lower
       flow = jnp.zeros(reference_lower.shape[:-1] + (2,), jnp.float32)
     context = AudioEncoder(self.audio_width, num_layers=self.audio_layers,
-                           num_heads=self.num_heads, dtype=self.dtype, name="audio_encoder")(audio)
+                           num_heads=self.num_heads, dtype=self.dtype, remat=self.remat,
+                           name="audio_encoder")(audio)
     x = warped
     if self.condition_on_upper:
       x = jnp.concatenate([warped, target_upper.astype(jnp.float32)], axis=-1)
     if self.backbone == "dit":
       delta = LipDiT(self.embed_dim, self.dit_width, self.dit_depth, self.num_heads,
-                     dtype=self.dtype, name="lip_transform")(x, context)
+                     dtype=self.dtype, remat=self.remat, name="lip_transform")(x, context)
     else:
       delta = LipUNet(self.embed_dim, self.unet_features, self.num_res_blocks,
                       attention=self.backbone == "unet", num_heads=self.num_heads,
-                      num_groups=self.num_groups, dtype=self.dtype, name="lip_transform")(x, context)
+                      num_groups=self.num_groups, dtype=self.dtype, remat=self.remat,
+                      name="lip_transform")(x, context)
     return warped + delta.astype(jnp.float32), {"warped": warped, "flow": flow}
 
 
@@ -226,4 +238,4 @@ def lipsync_from_config(model_config, embed_dim: int, dtype=jnp.float32) -> LipS
       max_offset=m.max_offset, unet_features=tuple(m.unet_features),
       num_res_blocks=m.num_res_blocks, num_heads=m.num_heads, num_groups=m.num_groups,
       dit_width=m.dit_width, dit_depth=m.dit_depth, audio_width=m.audio_width,
-      audio_layers=m.audio_layers, dtype=jnp.dtype(dtype))
+      audio_layers=m.audio_layers, remat=m.get("remat", "none"), dtype=jnp.dtype(dtype))

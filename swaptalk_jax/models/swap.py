@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from swaptalk_jax.models import layers
 from swaptalk_jax.models.attention import PositionEmbedding, TransformerBlock
+from swaptalk_jax.models.remat import remat_block
 from swaptalk_jax.models.vqgan import HalfSplitVQGAN, ResnetBlock
 
 Dtype = Any
@@ -58,6 +59,7 @@ class SwapTransformer(nn.Module):
   position_stddev: float = 0.02   # init scale of the position table (larger: attend by position)
   source_skip: bool = False       # T~_VQ = S_VQ + final Linear (ours, not the paper's; see below)
   dtype: Dtype = jnp.float32
+  remat: str = "none"             # activation checkpointing of each block (models/remat.py)
 
   @nn.compact
   def __call__(self, source: jax.Array, target: jax.Array) -> jax.Array:
@@ -79,10 +81,11 @@ class SwapTransformer(nn.Module):
 
     context = embed(source, SOURCE, "source_in")
     x = embed(target, TARGET, "target_in")
+    block_cls = remat_block(TransformerBlock, self.remat)
     for i in range(self.num_layers):
-      x = TransformerBlock(self.num_heads, self.head_dim, self.mlp_dim, cross_attention=True,
-                           self_attention=self.self_attention, norm_first=False,
-                           dtype=self.dtype, name=f"block_{i}")(x, context)
+      x = block_cls(self.num_heads, self.head_dim, self.mlp_dim, cross_attention=True,
+                    self_attention=self.self_attention, norm_first=False,
+                    dtype=self.dtype, name=f"block_{i}")(x, context)
       x = _constrain(x)
     out = layers.dense(d, ("embed", "mlp"), self.dtype, name="out")(x)
     out = out.astype(jnp.float32).reshape(b, h, w, d)
@@ -100,6 +103,7 @@ class SwapUNet(nn.Module):
   num_res_blocks: int = 2
   num_groups: int = 32
   dtype: Dtype = jnp.float32
+  remat: str = "none"             # activation checkpointing of each res block (models/remat.py)
 
   @nn.compact
   def __call__(self, source: jax.Array, target: jax.Array) -> jax.Array:
@@ -109,7 +113,8 @@ class SwapUNet(nn.Module):
     if target.shape[1] % factor or target.shape[2] % factor:
       raise ValueError(f"SwapUNet: token grid {target.shape[1:3]} must divide by {factor} "
                        f"({len(self.width_mult)} levels)")
-    block = lambda f, n: ResnetBlock(f, self.num_groups, self.dtype, name=n)
+    block_cls = remat_block(ResnetBlock, self.remat)
+    block = lambda f, n: block_cls(f, self.num_groups, self.dtype, name=n)
     x = jnp.concatenate([target, source], axis=-1).astype(self.dtype)
     h = layers.Conv(self.width, (3, 3), dtype=self.dtype, name="conv_in")(x)
     skips = [h]
@@ -144,11 +149,12 @@ def swap_model_from_config(model_config, dtype=jnp.float32) -> nn.Module:
                            head_dim=m.head_dim, mlp_dim=m.mlp_dim, max_tokens=m.max_tokens,
                            self_attention=m.self_attention,
                            position_stddev=m.get("position_stddev", 0.02),
-                           source_skip=m.get("source_skip", False), dtype=jnp.dtype(dtype))
+                           source_skip=m.get("source_skip", False),
+                           remat=m.get("remat", "none"), dtype=jnp.dtype(dtype))
   if m.backbone == "unet":
     return SwapUNet(width=m.width, width_mult=tuple(m.width_mult),
                     num_res_blocks=m.num_res_blocks, num_groups=m.num_groups,
-                    dtype=jnp.dtype(dtype))
+                    remat=m.get("remat", "none"), dtype=jnp.dtype(dtype))
   raise ValueError(f"config.model.backbone={m.backbone!r}; use 'transformer' or 'unet'")
 
 

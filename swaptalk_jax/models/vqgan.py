@@ -4,7 +4,8 @@ A face [B, S, S, 3] is cut into its upper and lower halves; both go through the 
 encoder as separate images (a batch of 2B, so no receptive field crosses the cut), the upper
 latents are quantised against codebook C^U and the lower against C^B, and the two token grids,
 stacked along height, form T_VQ [B, h, w, D] (rows [0, h/2) upper, [h/2, h) lower). One decoder
-maps T_VQ back to the full face. NHWC throughout; params f32, compute in `dtype`.
+maps T_VQ back to the full face. NHWC throughout; params f32, compute in `dtype`. `remat`
+(models/remat.py) checkpoints every res and attention block of the encoder and decoder.
 """
 from typing import Sequence
 
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 
 from swaptalk_jax.models import layers
 from swaptalk_jax.models.quantizer import Quantized, VectorQuantizer
+from swaptalk_jax.models.remat import remat_block
 
 Dtype = jnp.dtype
 
@@ -74,11 +76,13 @@ class Encoder(nn.Module):
   embed_dim: int
   num_groups: int = 32
   dtype: Dtype = jnp.float32
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    block = lambda f, n: ResnetBlock(f, self.num_groups, self.dtype, name=n)
-    attn = lambda n: AttnBlock(self.num_groups, self.dtype, name=n)
+    block_cls, attn_cls = (remat_block(c, self.remat) for c in (ResnetBlock, AttnBlock))
+    block = lambda f, n: block_cls(f, self.num_groups, self.dtype, name=n)
+    attn = lambda n: attn_cls(self.num_groups, self.dtype, name=n)
     h = layers.Conv(self.ch, (3, 3), dtype=self.dtype, name="conv_in")(x)
     last = len(self.ch_mult) - 1
     for level, mult in enumerate(self.ch_mult):
@@ -111,11 +115,13 @@ class Decoder(nn.Module):
   out_channels: int = 3
   num_groups: int = 32
   dtype: Dtype = jnp.float32
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, z: jax.Array, return_features: bool = False):
-    block = lambda f, n: ResnetBlock(f, self.num_groups, self.dtype, name=n)
-    attn = lambda n: AttnBlock(self.num_groups, self.dtype, name=n)
+    block_cls, attn_cls = (remat_block(c, self.remat) for c in (ResnetBlock, AttnBlock))
+    block = lambda f, n: block_cls(f, self.num_groups, self.dtype, name=n)
+    attn = lambda n: attn_cls(self.num_groups, self.dtype, name=n)
     h = layers.Conv(self.z_channels, (1, 1), dtype=self.dtype, name="post_quant_conv")(z)
     h = layers.Conv(self.ch * self.ch_mult[-1], (3, 3), dtype=self.dtype, name="conv_in")(h)
     h = block(h.shape[-1], "mid_block_1")(h)
@@ -148,12 +154,13 @@ class HalfSplitVQGAN(nn.Module):
   l2_normalize_codes: bool = False
   num_groups: int = 32
   dtype: Dtype = jnp.float32
+  remat: str = "none"
 
   def setup(self):
     self.encoder = Encoder(self.ch, self.ch_mult, self.num_res_blocks, self.z_channels,
-                           self.embed_dim, self.num_groups, self.dtype)
+                           self.embed_dim, self.num_groups, self.dtype, remat=self.remat)
     self.decoder = Decoder(self.ch, self.ch_mult, self.num_res_blocks, self.z_channels, 3,
-                           self.num_groups, self.dtype)
+                           self.num_groups, self.dtype, remat=self.remat)
     self.quantizer_upper = VectorQuantizer(self.num_codes, self.embed_dim, self.l2_normalize_codes)
     self.quantizer_lower = VectorQuantizer(self.num_codes, self.embed_dim, self.l2_normalize_codes)
 
@@ -210,11 +217,13 @@ class HalfSplitVQGAN(nn.Module):
     return decoded, (upper, lower)
 
 
-def vqgan_from_config(model_config, dtype=jnp.float32) -> HalfSplitVQGAN:
-  """The model of `config.model` (configs/vqgan.py); later stages build their frozen VQGAN here."""
+def vqgan_from_config(model_config, dtype=jnp.float32, remat=None) -> HalfSplitVQGAN:
+  """The model of `config.model` (configs/vqgan.py); later stages build their frozen VQGAN here.
+  `remat` (a policy name) overrides `model_config.remat` (absent in older configs: 'none'): the
+  swap stage checkpoints the frozen decoder its identity losses backpropagate through."""
   return HalfSplitVQGAN(
       ch=model_config.ch, ch_mult=tuple(model_config.ch_mult),
       num_res_blocks=model_config.num_res_blocks, z_channels=model_config.z_channels,
       embed_dim=model_config.embed_dim, num_codes=model_config.num_codes,
       l2_normalize_codes=model_config.l2_normalize_codes, num_groups=model_config.num_groups,
-      dtype=jnp.dtype(dtype))
+      remat=remat or model_config.get("remat", "none"), dtype=jnp.dtype(dtype))

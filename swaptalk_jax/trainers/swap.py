@@ -20,6 +20,7 @@ from swaptalk_jax.core.task import FROZEN, TaskHooks
 from swaptalk_jax.errors import UserError
 from swaptalk_jax.losses import swap as swap_losses
 from swaptalk_jax.metrics.image_quality import ssim
+from swaptalk_jax.models.remat import without_remat
 from swaptalk_jax.models.swap import quantize_to_codes, swap_model_from_config
 from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
 
@@ -49,7 +50,8 @@ def load_frozen_vqgan(config: ml_collections.ConfigDict) -> tuple[HalfSplitVQGAN
     raise UserError(f"config.vqgan.variant={v.variant!r}; one of {vqgan_configs.VARIANTS}")
   params, step, stored = checkpoint.load_params(v.workdir, group="generator", ema=v.ema)
   expected = _as_json(vqgan_configs.model_config(v.variant))
-  if stored.get("stage") != "vqgan" or _as_json(stored.get("model", {})) != expected:
+  # remat is how the run was trained, not its architecture: any value loads.
+  if stored.get("stage") != "vqgan" or without_remat(_as_json(stored.get("model", {}))) != expected:
     raise UserError(
         f"config.vqgan.workdir={v.workdir} holds a {stored.get('stage')!r} run whose model is not "
         f"configs/vqgan.py:{v.variant}'s (stored variant {stored.get('variant')!r}); set "
@@ -59,8 +61,11 @@ def load_frozen_vqgan(config: ml_collections.ConfigDict) -> tuple[HalfSplitVQGAN
     raise UserError(f"config.data.image_size={config.data.image_size} but the VQGAN in "
                     f"{v.workdir} was trained at {stored_size} px; set config.data.image_size="
                     f"{stored_size}")
+  # The swap stage's remat policy also checkpoints the frozen decoder: L_id backpropagates
+  # through it at full resolution.
   model = vqgan_from_config(ml_collections.ConfigDict(expected),
-                            jnp.dtype(config.train.compute_dtype))
+                            jnp.dtype(config.train.compute_dtype),
+                            remat=config.model.get("remat", "none"))
   if config.model.token_dim != model.embed_dim:
     raise UserError(f"config.model.token_dim={config.model.token_dim} but the VQGAN's tokens have "
                     f"{model.embed_dim} dims")
