@@ -3,7 +3,7 @@ TPU target, the largest per-chip batch whose train step compiles within the chip
 per-chip parameter and optimizer bytes and the mesh — all compiled on this CPU through libtpu.
 
   python benchmarks/fit.py [--targets=v5e-8,v5e-256,v5p:4x4x4] [--stages=vqgan] \
-      [--results=/tmp/fit.json] [--markdown=docs/pod_scale_table.md]
+      [--remat=none,full] [--results=/tmp/fit.json] [--markdown=docs/pod_scale_table.md]
 
 Stages come from swaptalk_jax/trainers/registry.py STAGES (paper variants below). Each (stage,
 variant, target) is searched by doubling the per-chip batch from 1 until the compile does not fit
@@ -11,8 +11,14 @@ variant, target) is searched by doubling the per-chip batch from 1 until the com
 there (compiles of paper-size steps take minutes on a small CPU). A stage whose frozen inputs
 cannot be stood in for yet gets a row saying so. The VQGAN's LPIPS and ArcFace are ON with random
 stand-in weights (same shapes as the real ones), the discriminator active: the heaviest step.
+
+--remat: each row is searched once per activation-checkpointing policy (`config.model.remat`,
+swaptalk_jax/models/remat.py; 'none' = the stage as configured); the table puts a stage's rows
+for one target next to each other so the largest per-chip batch with and without remat compare.
+Results of 'none' keep their old keys (`stage:variant@target`), others get `#remat=<policy>`.
 """
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -64,9 +70,29 @@ def standin_vqgan_run(weights_dir: str, variant: str = "f16") -> str:
   return workdir
 
 
-def stage_config(stage: str, variant: str, weights_dir: str):
+def result_key(stage: str, variant: str, target: str, remat: str = "none") -> str:
+  """The --results key of one row ('none' keeps the key rows had before remat existed)."""
+  key = f"{stage}:{variant}@{target}"
+  return key if remat == "none" else f"{key}#remat={remat}"
+
+
+def parse_key(key: str) -> tuple[str, str, str]:
+  """result_key's inverse: (stage:variant, target, remat)."""
+  row, _, remat = key.partition("#remat=")
+  stage, target = row.split("@")
+  return stage, target, remat or "none"
+
+
+def stage_config(stage: str, variant: str, weights_dir: str, remat: str = "none"):
   """The paper-size config of a stage with stand-ins for its frozen inputs (random or zero weights
-  of the real shapes), or raises NotImplementedError naming what is missing."""
+  of the real shapes) and `config.model.remat = remat`, or raises NotImplementedError naming what
+  is missing."""
+  c = _stage_config(stage, variant, weights_dir)
+  c.model.remat = remat
+  return c
+
+
+def _stage_config(stage: str, variant: str, weights_dir: str):
   if stage == "vqgan":
     from benchmarks.vqgan import benchmark_config  # pylint: disable=g-import-not-at-top
     return benchmark_config(variant, weights_dir)
@@ -95,18 +121,19 @@ def fit_one(config, target, per_chip: int, mesh: dict):
   return report, time.time() - start
 
 
-def search(stage, variant, target, weights_dir, mesh, max_per_chip, log, start=1):
+def search(stage, variant, target, weights_dir, mesh, max_per_chip, log, start=1, remat="none"):
   """Powers of two from `start`: up while the step fits, down while it does not; returns the row
   of the largest per-chip batch that fits (to a factor of 2)."""
   best, tried, report = None, [], None
   per_chip, direction = start, 0
   while 1 <= per_chip <= max_per_chip:
-    config = stage_config(stage, variant, weights_dir)
+    config = stage_config(stage, variant, weights_dir, remat)
     report, seconds = fit_one(config, target, per_chip, mesh)
     tried.append((per_chip, report.fits, round(report.peak_bytes / GIB, 2), round(seconds)))
-    log(f"  {stage}:{variant} {target.name} per-chip {per_chip}: "
+    log(f"  {stage}:{variant} {target.name} remat={remat} per-chip {per_chip}: "
         f"{'fits' if report.fits else 'does not fit'} "
-        f"(peak {report.peak_bytes / GIB:.2f} GiB, compiled in {seconds:.0f} s)")
+        f"(peak {report.peak_bytes / GIB:.2f} GiB, compiled in {seconds:.0f} s)"
+        + (f"; TPU compiler: {report.compiler_oom}" if report.compiler_oom else ""))
     if report.fits:
       best = report
       if direction < 0:
@@ -131,23 +158,33 @@ def markdown(results: dict) -> str:
            "Written by `benchmarks/fit.py --markdown`; how it was made, what the columns mean and "
            "which rows are missing: [pod_scale.md](pod_scale.md#the-fit-table). Per-chip batch: "
            "largest power of two tried that fits (\"search cap\": the next one was not tried). "
-           "Bytes per chip; TFLOP from the compiled program's cost analysis.", "",
-           "| stage | target | chips | mesh | max batch / chip (no remat) | peak at it (GiB of HBM) "
+           "Bytes per chip; TFLOP from the compiled program's cost analysis. remat: "
+           "`config.model.remat` (none: no activation checkpointing; full: every repeated block "
+           "recomputed in the backward pass).", "",
+           "| stage | target | chips | mesh | remat | max batch / chip | peak at it (GiB of HBM) "
            "| params / chip | optimizer / chip | EMA / chip | frozen / chip | TFLOP / chip / step "
            "| batches tried: peak GiB (compile s) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-  for key, r in results.items():
-    stage, target = key.split("@")
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  order = {}   # (stage, target) in first-seen order; its remat rows together, 'none' first
+  for key in results:
+    order.setdefault(parse_key(key)[:2], len(order))
+  for key in sorted(results, key=lambda k: (order[parse_key(k)[:2]], parse_key(k)[2] != "none",
+                                            k)):
+    r = results[key]
+    stage, target, remat = parse_key(key)
     if "error" in r:
-      lines.append(f"| {stage} | {target} | | | not compiled: {r['error']} | | | | | | | |")
+      lines.append(f"| {stage} | {target} | | | {remat} | not compiled: {r['error']} "
+                   "| | | | | | | |")
       continue
     b = r["param_bytes"]
     gib = lambda x: f"{x / GIB:.3f} GiB"
     best = str(r["max_per_chip"]) + (" (search cap)" if r.get("capped") else "")
     peak = f"{r['peak_gib']:.2f} of {r['hbm_gib']:.0f}" if r["max_per_chip"] else "-"
     mesh = " x ".join(f"{k}={v}" for k, v in r["mesh"].items())
-    tried = ", ".join(f"{n}: {p:g}{'' if ok else ' (no)'} ({sec})" for n, ok, p, sec in r["tried"])
-    lines.append(f"| {stage} | {target} | {r['chips']} | {mesh} | {best} | {peak} | {gib(b['params'])} "
+    tried = ", ".join(f"{n}: {'TPU compiler OOM' if not ok and not p else format(p, 'g')}"
+                      f"{'' if ok else ' (no)'} ({sec})" for n, ok, p, sec in r["tried"])
+    lines.append(f"| {stage} | {target} | {r['chips']} | {mesh} | {remat} | {best} | {peak} "
+                 f"| {gib(b['params'])} "
                  f"| {gib(b['opt_state'])} | {gib(b['ema_params'])} | {gib(b['frozen'])} "
                  f"| {r.get('tflop_per_chip', 0):.2f} | {tried} |")
   return "\n".join(lines)
@@ -159,6 +196,8 @@ def main():
   parser.add_argument("--stages", default=",".join(s for s in registry.STAGES if s != "toy"),
                       help="stages (all their paper variants) or stage:variant, comma-separated")
   parser.add_argument("--mesh", default="data=-1,fsdp=1", help="config.mesh for every compile")
+  parser.add_argument("--remat", default="none",
+                      help="config.model.remat policies, comma-separated: each row once per policy")
   parser.add_argument("--max_per_chip", type=int, default=64)
   parser.add_argument("--start_per_chip", type=int, default=1,
                       help="first per-chip batch tried (a power of 2 near the answer saves compiles)")
@@ -175,15 +214,15 @@ def main():
   for entry in args.stages.split(","):   # a stage ('swap': its paper variants) or 'swap:unet'
     stage, _, only = entry.partition(":")
     for variant in (only,) if only else PAPER_VARIANTS.get(stage, ()):
-      for name in args.targets.split(","):
-        key = f"{stage}:{variant}@{name}"
+      for name, remat in itertools.product(args.targets.split(","), args.remat.split(",")):
+        key = result_key(stage, variant, name, remat)
         if key in results:
           continue
         target = topology.resolve_target(name)
         start = time.time()
         try:
           row = search(stage, variant, target, weights_dir, mesh, args.max_per_chip, log,
-                       args.start_per_chip)
+                       args.start_per_chip, remat)
         except NotImplementedError as e:
           row = {"error": str(e)}
         row["chips"] = target.chips
