@@ -44,6 +44,9 @@ def get_config(arg: str = "r50") -> ml_collections.ConfigDict:
   c.stage = "identity"
   c.variant = variant
   c.model = model_config(variant)
+  # The head's classes: 0 = the identities of data.train_split (read at start-up); set it to
+  # compile without the data (`swaptalk compile`).
+  c.num_classes = 0
 
   c.data = pipelines.default_data_config()
   c.data.image_size = c.model.input_size     # checked equal at start-up

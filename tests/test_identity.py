@@ -16,6 +16,7 @@ from configs import swap as swap_configs
 from core_helpers import apply_overrides
 from generate_helpers import random_vqgan_run
 from stage_fixtures import data_sources
+from swaptalk_jax.aot import batch_specs
 from swaptalk_jax.core import checkpoint
 from swaptalk_jax.core.trainer import global_batch
 from swaptalk_jax.data import pipelines
@@ -77,13 +78,17 @@ def identity_run(stage_data, tmp_path_factory):
     trainer.manager.wait_until_finished()
     host = jax.device_get(state)
   return dict(config=config, workdir=workdir, losses=losses, scores=scores, state=host,
-              num_classes=trainer.task.num_classes)
+              num_classes=trainer.task.num_classes, batch_spec=trainer.batch_spec)
 
 
 def test_trains_and_evaluates(identity_run):
   losses, scores, state = identity_run["losses"], identity_run["scores"], identity_run["state"]
   print("margin CE per step", np.round(losses, 3), "\neval", scores)
   assert identity_run["num_classes"] == 8                     # the 8 training identities
+  # What `swaptalk compile` assumes without data is what the pipeline yields.
+  spec = batch_specs.batch_spec(identity_run["config"])
+  assert {k: (v.shape, v.dtype) for k, v in spec.items()} == {
+      k: (v.shape, v.dtype) for k, v in identity_run["batch_spec"].items()}
   assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.5
   # The head is its own (training-only) group; BatchNorm running stats moved off their init.
   assert set(state.params) == {"embedder", "head"}
@@ -118,7 +123,7 @@ def test_swap_stage_trains_with_the_trained_identity_net(identity_run, stage_dat
   vqgan_dir = random_vqgan_run(str(tmp_path / "vqgan"), "micro")
   c = swap_configs.get_config("tiny")
   c.vqgan.update(workdir=vqgan_dir, variant="micro")
-  c.model.token_dim = 16
+  c.model.update(token_dim=16, num_layers=1)
   c.data.sources = data_sources(stage_data)
   c.data.update(image_size=32, batch_size=4)
   c.loss.update(id_src_weight=0.1, id_res_weight=0.1)
@@ -159,6 +164,9 @@ def test_bad_inputs_fail_in_one_line(stage_data, tmp_path):
   assert "input_size" in one_line(UserError, identity_trainer.make_task,
                                   small_config(stage_data, **{"data.image_size": 64}))
   assert "variant" in one_line(UserError, identity_configs.get_config, "r18")
+  assert ">= 2" in one_line(UserError, identity_trainer.num_classes,
+                           small_config(stage_data, num_classes=1))
+  assert identity_trainer.num_classes(small_config(stage_data, num_classes=5)) == 5
 
 
 def test_margin_logits_match_the_formula():

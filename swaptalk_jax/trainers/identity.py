@@ -146,8 +146,13 @@ class IdentityTask(TaskHooks):
 
 
 def num_classes(config: ml_collections.ConfigDict) -> int:
-  """Identities of the train split over all sources (the head's classes); >= 2 or a UserError."""
+  """The head's classes: config.num_classes when set (> 0: e.g. `swaptalk compile` without the
+  data), else the identities of the train split over all sources; >= 2 or a UserError."""
   from swaptalk_jax.data import dataset, pipelines  # pylint: disable=import-outside-toplevel
+  if int(config.get("num_classes", 0) or 0) > 0:
+    if int(config.num_classes) < 2:
+      raise UserError(f"config.num_classes={config.num_classes}: the identity net needs >= 2")
+    return int(config.num_classes)
   data = pipelines.resolve_config(config.data)
   total = 0
   for source in data.sources:
@@ -208,6 +213,13 @@ def load_identity_net(workdir: str | None, ema: bool = True
 
 
 # ----------------------------------------------------------------------------- data
+def batch_spec(config: ml_collections.ConfigDict) -> dict[str, jax.ShapeDtypeStruct]:
+  """One global batch's shapes (aot/batch_specs.py: `swaptalk compile` reads no data)."""
+  b, s = int(config.data.batch_size), int(config.data.image_size)
+  return {"image": jax.ShapeDtypeStruct((b, s, s, 3), jnp.float32),
+          "label": jax.ShapeDtypeStruct((b,), jnp.int32)}
+
+
 def make_train_iterator(config: ml_collections.ConfigDict, process_index: int, process_count: int):
   """Process-local batches {image [B,S,S,3] in [-1, 1], label [B] int32} (grain, resumable)."""
   from swaptalk_jax.data import pipelines  # pylint: disable=import-outside-toplevel
