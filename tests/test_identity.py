@@ -193,3 +193,15 @@ def test_verification_pairs_threshold_and_auc():
   assert verification.auc(np.zeros(len(same)), same) == 0.5
   with pytest.raises(ValueError):
     verification.make_pairs(np.array(["a", "a"]), np.array(["x", "y"]), 10)
+
+
+def test_mixture_numbers_classes_across_sources(stage_data):
+  """Two sources: the second's identities are classes 8..15 (no collision with the first's)."""
+  config = small_config(stage_data)
+  config.data.sources = data_sources(stage_data) * 2
+  config.data.batch_size = 32
+  assert identity_trainer.num_classes(config) == 16
+  iterator = pipelines.make_train_iterator("identity", config.data)
+  labels = np.concatenate([next(iterator)["label"] for _ in range(3)])
+  assert labels.dtype == np.int32 and labels.min() >= 0 and labels.max() <= 15
+  assert (labels < 8).any() and (labels >= 8).any()
