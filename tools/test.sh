@@ -3,8 +3,10 @@
 #  1. the whole suite in .venv (Python 3.11, jax 0.10.x, PyTorch CPU for the parity tests);
 #  2. the core, model and data tests again in .venv312 (Python 3.12, current jax 0.12) — what pod
 #     users run. Extra arguments go to the first pytest run.
-# Run 2 (its venv setup included) goes in the background, alongside run 1: most of the suite is
-# single-threaded XLA compilation, so on a 2-core machine the two overlap instead of adding up.
+# Run 2 (its venv setup included) goes in the background, alongside run 1, at a lower priority
+# (nice 5): run 1 is the longer, so it keeps most of the CPU it wants and run 2 takes what it
+# leaves (much of the suite is single-threaded compilation, subprocess start-up and I/O), on a
+# 2-core machine, instead of adding its minutes after run 1's.
 # Run 2's output goes to a log printed after run 1; the script fails if either run failed.
 # The 3.11 setup finishes before run 2's setup starts (they share the checkout's egg-info, pip's
 # cache and the apt-get of opencv-doc).
@@ -17,7 +19,7 @@ log312=$(mktemp "${TMPDIR:-/tmp}/swaptalk_test312.XXXXXX.log")
 # Its own process group (job control on while it starts), so an early exit of this script stops
 # the whole run 2 as well; stdin from /dev/null, as a background job must not read the terminal.
 set -m
-bash -c 'set -euo pipefail
+nice -n 5 bash -c 'set -euo pipefail
   PYTHON_VERSION=3.12 tools/setup_env.sh --test
   exec .venv312/bin/python -m pytest -q -p no:cacheprovider tests/test_core_sharding.py \
     tests/test_core_errors.py tests/test_vqgan.py tests/test_records.py tests/test_pipelines.py \
