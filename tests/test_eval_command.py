@@ -6,7 +6,8 @@ test_export.py makes them). Nothing is trained here.
 The self-driven command runs on 2 clips x 10 frames: the files are written, the table has its rows
 and columns with finite values in range and intervals around the means, the no-swap row is the
 ceiling it must be when the target is the truth, and one clip's output equals what `swaptalk
-generate` writes for the same inputs. Cross-driven cases are checked without generation.
+generate` writes for the same inputs -- as its swap-only cascade stage equals `swaptalk generate
+--no-sync`. Cross-driven cases are checked without generation.
 """
 import json
 import os
@@ -20,7 +21,7 @@ import pytest
 from core_helpers import assert_one_error_line
 from data_prep.synthetic import demo
 from swaptalk_jax.errors import MissingFileError, UserError
-from swaptalk_jax.evaluators import table1, table1_cases
+from swaptalk_jax.evaluators import cascades, table1, table1_cases
 
 FRAMES = 10
 ROWS = list(table1.ROWS.values())
@@ -102,6 +103,19 @@ def test_self_driven_table(self_eval):
   shifted_rate, shifted = _read_wav(case / "audio_shifted.wav")
   assert shifted_rate == rate and np.array_equal(shifted, np.roll(audio, len(audio) // 2))
   assert (case / "output_shifted_audio.mp4").is_file()
+  # The pixel cascades: stage 1 once per order, stage 2 per variant; the variant that keeps the
+  # target's face track generates every frame stage 1 did (re-detection may find fewer).
+  for name in ("cascade_swap_only.mp4", "cascade_lipsync_only.mp4",
+               *(cascades.output_name(k) for k in cascades.CASCADES)):
+    assert (case / name).is_file(), name
+  for meta in doc["meta"]["cases"]:
+    for key, (_, _, redetect) in cascades.CASCADES.items():
+      first, second = meta[f"{key}_face_frames"]
+      assert first == meta["face_frames"] > 0, (key, meta)
+      if redetect:
+        assert 0 <= second <= meta["frames"], (key, meta)
+      else:
+        assert second == first, (key, meta)
 
 
 def _read_wav(path):
@@ -121,14 +135,23 @@ def test_a_clip_equals_what_generate_writes(self_eval, run_dir, repo_root, stage
                    str(case / "target.mp4"), "--audio", str(case / "audio.wav"), "--out",
                    str(video), "--run", str(run_dir), "--framing", "synthetic", "--color_match",
                    "0", "--quiet"], repo_root)
+  swap_only = tmp_path / "swap_only.mp4"
+  gen_swap = _swaptalk(["generate", "--source", str(case / "source.png"), "--target",
+                        str(case / "target.mp4"), "--audio", str(case / "audio.wav"), "--out",
+                        str(swap_only), "--run", str(run_dir), "--no-sync", "--framing",
+                        "synthetic", "--color_match", "0", "--quiet"], repo_root)
   bad = _swaptalk(["eval", "--run", str(tmp_path / "no_run"), "--data", str(stage_data),
                    "--setting", "cross", "--out", str(tmp_path / "o")], repo_root)
   assert_one_error_line(bad, "run directory", command="eval")
-  _, err = gen.communicate(timeout=600)
-  assert gen.returncode == 0, err[-3000:]
+  for proc in (gen, gen_swap):
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
   ours, theirs = demo.read_frames(str(case / "output.mp4")), demo.read_frames(str(video))
   assert ours.shape == theirs.shape == (FRAMES, 128, 128, 3)
   np.testing.assert_array_equal(ours, theirs)
+  stage1 = demo.read_frames(str(case / "cascade_swap_only.mp4"))
+  np.testing.assert_array_equal(stage1, demo.read_frames(str(swap_only)))
+  assert np.abs(stage1.astype(int) - ours).mean() > 0.5     # not the whole chain's output
 
 
 def test_cases_self_and_cross(stage_data, tmp_path):
@@ -177,3 +200,13 @@ def test_bad_input_is_one_clear_error(stage_data, run_dir, tmp_path):
     table1.evaluate_run(str(run_dir), None, str(empty), str(tmp_path), options)
   with pytest.raises(UserError, match="needs >= 2 test clips"):
     table1.evaluate(None, str(stage_data), str(tmp_path), table1.EvalOptions("self", max_clips=1))
+  assert not set(table1.row_keys(table1.EvalOptions("self", cascades=False))) & set(
+      cascades.CASCADES)
+  chain = table1.load_chain(str(run_dir), None)
+  view = cascades.stage_only(chain, "swap")
+  assert view.lipsync is None and view.swap is chain.swap and chain.lipsync is not None
+  assert view.encode is chain.encode and view.swap_fn is chain.swap_fn   # compiled once
+  with pytest.raises(UserError, match="unknown stage 'vqgan'"):
+    cascades.stage_only(chain, "vqgan")
+  with pytest.raises(UserError, match="has no lipsync stage"):
+    cascades.stage_only(view, "lipsync")

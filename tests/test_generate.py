@@ -231,7 +231,29 @@ def test_bad_inputs_fail_in_one_line_and_leave_no_output(tmp_path, vqgan_run):
               audio=real_media.speech(16000, 1, 0.4), preset="ultrafast")
   with pytest.raises(UserError, match="no face of >= 40 px in any of its 10 frames"):
     pipeline.generate(chain, None, str(no_face), str(out), None, pipeline.Options(**FAST))
+  with pytest.raises(UserError, match="track_from video .* does not match the target"):
+    pipeline.generate(chain, None, target, str(out), None,
+                      pipeline.Options(track_from=str(no_face), **FAST))
+  with pytest.raises(UserError, match="track_from video .* does not exist"):
+    pipeline.generate(chain, None, target, str(out), None,
+                      pipeline.Options(track_from=str(tmp_path / "missing.mp4"), **FAST))
   assert not out.exists() and not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+
+
+def test_allow_no_face_writes_a_faceless_target_through(tmp_path, random_chain):
+  """Options.allow_no_face (eval's cascade stage 2): a target without any face is written as it
+  was, also by a lip-sync stage (which then has no reference frame), instead of an error."""
+  import dataclasses
+  from swaptalk_jax.video.write import write_video
+  no_face = write_video(str(tmp_path / "no_face.mp4"), np.full((10, 64, 64, 3), 90, np.uint8),
+                        fps=25, audio=real_media.speech(16000, 1, 0.4), crf=0, preset="ultrafast")
+  sync_only = dataclasses.replace(random_chain, swap=None)
+  out = tmp_path / "o.mp4"
+  report = pipeline.generate(sync_only, None, no_face, str(out), None,
+                             pipeline.Options(allow_no_face=True, crf=0, **FAST))
+  assert report.frames == 10 and report.face_frames == 0 and report.passed_through == 10
+  got, _, _ = _read(out)
+  assert got.shape == (10, 64, 64, 3) and np.abs(got.astype(np.int16) - 90).max() <= 2
 
 
 def test_frames_without_a_face_pass_through_untouched(tmp_path, vqgan_run):

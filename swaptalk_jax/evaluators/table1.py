@@ -8,7 +8,10 @@ on) and scored by metrics/clip_metrics.py, next to two baselines that need no mo
   no swap  the target video unchanged;   copy  the source photo, still, on every frame;
 and the chain's own wrong-audio control, `shifted audio`: the same case generated with its driving
 audio rotated by half its length (same voice and loudness, wrong timing), so a mouth column that
-does not drop there is not following the audio.
+does not drop there is not following the audio; and, unless options.cascades is off, the two
+pixel cascades (cascades.py: Swap->Sync and Sync->Swap, each stage a separate generate run on RGB
+video; stage 2 re-detecting faces or keeping the target's track), the baselines of the paper's
+claim C2 -- six single-stage generations more per clip (stage 1 once per order).
 ID retrieve searches dlib descriptors of the test split's frames (the held-out identities), never
 the source photo's own clip. FID and LSE-C/D run only on the user's converted weights; without
 them their cells say so. metrics/table.py writes table1_<setting>.{md,csv,json}: means with
@@ -27,11 +30,13 @@ import numpy as np
 from data_prep.synthetic import demo
 from swaptalk_jax.data import dataset as dataset_lib
 from swaptalk_jax.errors import MissingFileError, UserError
+from swaptalk_jax.evaluators import cascades as cascades_lib
 from swaptalk_jax.evaluators import table1_cases
 from swaptalk_jax.metrics import clip_metrics, identity_preservation, table
 
 ROWS = {"chain": "SwapTalk (this chain)",
         "shifted_audio": "this chain, audio shifted by half the clip (wrong sync)",
+        **{key: spec[0] for key, spec in cascades_lib.CASCADES.items()},
         "no_swap": "no swap (target video)",
         "copy": "copy (source photo, still)"}
 NO_WEIGHTS = ("not run (no weights: --{flag}, a file from `swaptalk convert {net}`); never computed "
@@ -51,6 +56,7 @@ class EvalOptions:
   inception_weights: Optional[str] = None
   syncnet_weights: Optional[str] = None
   resamples: int = 1000              # per-clip means; set-level figures (FD-dlib, FID): 1/10
+  cascades: bool = True              # the 4 pixel-cascade rows (6 single-stage runs a clip)
 
 
 @dataclasses.dataclass
@@ -84,6 +90,11 @@ def load_chain(run: Optional[str], bundle: Optional[str], batch_size: int = 8):
   vqgan = stages.load_vqgan(dirs["vqgan"])
   return stages.Chain(vqgan, swap=stages.load_swap(dirs["swap"], vqgan),
                       lipsync=stages.load_lipsync(dirs["lipsync"], vqgan), batch_size=batch_size)
+
+
+def row_keys(options: EvalOptions) -> list[str]:
+  """The ROWS keys a run writes, in table order (the cascade rows only with options.cascades)."""
+  return [k for k in ROWS if options.cascades or k not in cascades_lib.CASCADES]
 
 
 def generate_options(options: EvalOptions):
@@ -122,25 +133,28 @@ def _wav_int16(path: str) -> np.ndarray:
     return np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.int16)
 
 
-def eval_clips(case: demo.Case, size: int) -> dict[str, clip_metrics.EvalClip]:
-  """{row key: EvalClip} of one generated case, every video at `size` px."""
+# row key -> the case's video it scores (no_swap and copy are made from the inputs)
+VIDEOS = {"chain": "output.mp4", "shifted_audio": "output_shifted_audio.mp4",
+          **{key: cascades_lib.output_name(key) for key in cascades_lib.CASCADES}}
+
+
+def eval_clips(case: demo.Case, size: int, keys=tuple(ROWS)) -> dict[str, clip_metrics.EvalClip]:
+  """{row key: EvalClip} of one generated case for the rows `keys`, every video at `size` px."""
   from swaptalk_jax.inference import media  # pylint: disable=import-outside-toplevel
-  output = demo.read_frames(case.path("output.mp4"))
-  shifted = demo.read_frames(case.path("output_shifted_audio.mp4"))
-  target = demo.read_frames(case.path("target.mp4"))
+  videos = {k: VIDEOS[k] for k in keys if k in VIDEOS}
+  read = {name: demo.read_frames(case.path(name)) for name in [*videos.values(), "target.mp4"]}
   truth = np.load(case.path("ground_truth.npz"))["frames"]
-  for name, frames in (("output.mp4", output), ("output_shifted_audio.mp4", shifted),
-                       ("target.mp4", target)):
+  for name, frames in read.items():
     if len(frames) != case.num_frames:
       raise UserError(f"{case.path(name)}: {len(frames)} frames, the case has {case.num_frames}")
   photo = _resize(media.read_photo(case.path("source.png"))[None], size)
-  target = _resize(target, size)
+  target = _resize(read["target.mp4"], size)
   common = dict(target=target, identity=case.source_identity,
                 audio=_wav_int16(case.path("audio.wav")), exact=_resize(truth, size),
                 gallery_exclude=case.source_clip)
-  generated = dict(chain=_resize(output, size), shifted_audio=_resize(shifted, size),
-                   no_swap=target, copy=np.repeat(photo, case.num_frames, axis=0))
-  return {k: clip_metrics.EvalClip(case.target_clip, generated[k], **common) for k in ROWS}
+  generated = {k: _resize(read[name], size) for k, name in videos.items()}
+  generated.update(no_swap=target, copy=np.repeat(photo, case.num_frames, axis=0))
+  return {k: clip_metrics.EvalClip(case.target_clip, generated[k], **common) for k in keys}
 
 
 def gallery(dataset: pathlib.Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,13 +187,23 @@ def _label_unweighted(cells: dict, options: EvalOptions) -> dict:
   return cells
 
 
-def _case_meta(case: demo.Case, report, labels, clips) -> dict:
+def _case_meta(case: demo.Case, report, labels, clips, cascade_reports=()) -> dict:
   searched = clips != case.source_clip
-  return dict(target_clip=case.target_clip, source_identity=case.source_identity,
+  meta = dict(target_clip=case.target_clip, source_identity=case.source_identity,
               source_clip=case.source_clip, audio_clip=case.audio_clip, frames=case.num_frames,
               face_frames=report.face_frames, generate_seconds=round(report.seconds, 2),
               chance_id_retrieve=100.0 * float(np.mean(labels[searched] == case.source_identity)),
               dir=case.dir)
+  for r in cascade_reports:   # stage 2's count shows how often the re-detection lost the face
+    meta[f"{r.key}_face_frames"] = [r.stage1.face_frames, r.stage2.face_frames]
+    meta[f"{r.key}_stage2_seconds"] = round(r.stage2.seconds, 2)
+  return meta
+
+
+def generate_cascades(views: dict, case: demo.Case, options: EvalOptions) -> list:
+  """Every pixel cascade of one case (cascades.py) -> their CascadeReports."""
+  return cascades_lib.run_all(views, case.path("source.png"), case.path("target.mp4"),
+                              case.path("audio.wav"), case.path, generate_options(options))
 
 
 def evaluate(chain, data: str, out: str, options: EvalOptions,
@@ -197,23 +221,30 @@ def evaluate(chain, data: str, out: str, options: EvalOptions,
   inception_embed, syncnet = metric_nets(options)
   descriptors, labels, gallery_clips = gallery(dataset, size)
   out_dir = pathlib.Path(out)
-  per_row, cases = {k: [] for k in ROWS}, []
+  keys = row_keys(options)
+  views = ({stage: cascades_lib.stage_only(chain, stage) for stage in cascades_lib.STAGES}
+           if options.cascades else None)
+  per_row, cases = {k: [] for k in keys}, []
   for i, target in enumerate(chosen):
     case = table1_cases.write_case(dataset, clips, target, options.setting, out_dir / "cases",
                                    options.seed, options.resolution, options.max_frames)
     report = generate_case(chain, case, options)
     generate_case(chain, case, options, write_shifted_audio(case), "output_shifted_audio.mp4")
-    for key, clip in eval_clips(case, size).items():
+    cascade_reports = generate_cascades(views, case, options) if views else []
+    for key, clip in eval_clips(case, size, keys).items():
       per_row[key].append(clip)
-    cases.append(_case_meta(case, report, labels, gallery_clips))
+    cases.append(_case_meta(case, report, labels, gallery_clips, cascade_reports))
+    cascade_note = "".join(f"; {r.key} faces {r.stage1.face_frames}/{r.stage2.face_frames} "
+                           f"({r.stage2.seconds:.1f} s)" for r in cascade_reports)
     log(f"clip {i + 1}/{len(chosen)} {target.clip_id}: source {case.source_clip} frame 0, audio "
-        f"{case.audio_clip}; {report.frames} frames generated in {report.seconds:.1f} s")
+        f"{case.audio_clip}; {report.frames} frames generated in {report.seconds:.1f} s"
+        f"{cascade_note}")
   metric_options = clip_metrics.Options(
       setting=options.setting, gallery=(descriptors, labels, gallery_clips),
       inception_embed=inception_embed, syncnet_embedders=syncnet, seed=options.seed,
       resamples=options.resamples, set_resamples=max(10, options.resamples // 10), embed_cache={})
   rows = {ROWS[k]: _label_unweighted(clip_metrics.compute(per_row[k], metric_options), options)
-          for k in ROWS}
+          for k in keys}
   meta = dict(setting=options.setting, data=str(dataset), options=dataclasses.asdict(options),
               score_size=size, gallery_frames=int(len(labels)),
               chance_id_retrieve=float(np.mean([c["chance_id_retrieve"] for c in cases])),

@@ -60,6 +60,12 @@ class Options:
   crf: int = 18
   preset: str = "medium"
   progress: bool = True
+  # A target with no face in any frame: False (generate's default) raises; True writes it through
+  # untouched (the second stage of eval's pixel cascades, whose input is a generated video).
+  allow_no_face: bool = False
+  # Track the faces on this video in place of the target (same size and timeline): eval's
+  # cascades hand their second stage the original target's face track this way.
+  track_from: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -117,6 +123,18 @@ def _probe(target: str) -> decode.VideoInfo:
     return decode.probe(target)
   except decode.MediaError as e:
     raise UserError(f"target video: {e}") from None
+
+
+def _track_source(path: str, info: decode.VideoInfo) -> decode.VideoInfo:
+  """Options.track_from: a video of the target's frame size and length whose faces are tracked."""
+  if not os.path.isfile(path):
+    raise MissingFileError(f"track_from video {path} does not exist")
+  other = _probe(path)
+  if (other.decoded_size != info.decoded_size
+      or round(other.duration * FPS) != round(info.duration * FPS)):
+    raise UserError(f"track_from video {path} ({other.decoded_size}, {other.duration:.2f} s) does "
+                    f"not match the target {info.path} ({info.decoded_size}, {info.duration:.2f} s)")
+  return other
 
 
 def mel_windows(mel: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -273,11 +291,12 @@ def generate(chain: "Chain", source: Optional[str], target: str, out: str,
   # Pass 1: track.
   bar = _progress(int(np.ceil(info.duration * FPS)) or None, "track", options.progress)
   tracker = TrackerConfig(detect_every=options.detect_every, detector=detector)
+  track_info = info if options.track_from is None else _track_source(options.track_from, info)
   with timer("face"):
-    track = faces.track_target(info, align_config, tracker, options.scene_threshold, predictor,
-                               on_frame=lambda: bar.update(1))
+    track = faces.track_target(track_info, align_config, tracker, options.scene_threshold,
+                               predictor, on_frame=lambda: bar.update(1))
   bar.close()
-  if not track.has_face.any():
+  if not track.has_face.any() and not options.allow_no_face:
     raise UserError(f"target video {target}: no face of >= {options.min_face} px in any of its "
                     f"{track.num_frames} frames")
   n_out = track.num_frames
@@ -290,7 +309,7 @@ def generate(chain: "Chain", source: Optional[str], target: str, out: str,
   # Reference frame of the lip-sync stage (swapped like every target frame).
   reference = faces.pick_reference(track)
   reference_tokens, mel = None, None
-  if chain.lipsync is not None:
+  if chain.lipsync is not None and reference >= 0:
     mel = mel_lib.log_mel(sound)
     ref_frame = next(f for t, f in enumerate(decode.iter_frames(target, info=info))
                      if t == reference)
