@@ -1,0 +1,158 @@
+"""The paper's three claims checked on the synthetic set's exact ground truth, in one table.
+
+  python benchmarks/claims.py --run outputs/chain --data data --out /tmp/claims
+  python benchmarks/claims.py --table /tmp/claims/table1_cross.json     # re-read a finished eval
+
+C2 (the latent-space pipeline beats the pixel cascades): `swaptalk eval --setting cross` with the
+cascade rows (evaluators/cascades.py: Swap->Sync and Sync->Swap, stage 2 re-detecting the faces of
+stage 1's RGB video or keeping the target's face track) on every held-out test clip, through the
+one inference path. For each exact-ground-truth metric (SSIM and L1 to the true swap-and-resync
+frames, mouth-opening correlation with the truth, dlib ID retrieve) it prints every method's mean
+with its 95 % bootstrap interval over clips, and the PAIRED difference chain - cascade (the same
+clips resampled for both) with its interval and a verdict: 'chain better' / 'cascade better' when
+the interval excludes 0, else 'not resolved'. Stage 2's face coverage is printed too: a
+re-detected cascade whose second stage found few faces mostly passes stage 1's frames through.
+
+C1 (16x beats 8x compression) and C3 (the identity losses help unseen identities) need trained
+runs that do not exist here; the script says so ("not run: needs ...") and reports nothing for them.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+
+from swaptalk_jax.errors import UserError  # noqa: E402
+from swaptalk_jax.evaluators import cascades, table1  # noqa: E402
+from swaptalk_jax.metrics import bootstrap, table  # noqa: E402
+
+# (column key, title, higher is better)
+C2_METRICS = (("gt_ssim", "SSIM to exact GT", True), ("gt_l1", "L1 to exact GT", False),
+              ("mouth_corr", "mouth corr. with GT", True), ("id_retrieve", "ID retrieve %", True))
+CHAIN = table1.ROWS["chain"]
+NOT_RUN = {
+    "C1": "not run: needs two chains trained at the same budget on VQGANs of 8x and 16x "
+          "compression (configs/vqgan.py:f8 and :f16, each with its swap and lip-sync runs); "
+          "only the quickstart's micro chain (32 px, 16x16 tokens) exists",
+    "C3": "not run: needs a pair of swap runs on one VQGAN, with and without the identity losses "
+          "(loss.id_src_weight / loss.id_res_weight > 0, with converted ArcFace weights or a "
+          "trained configs/identity.py run); the quickstart's swap run (:tiny) has both at 0",
+}
+
+
+def _fmt(x: float) -> str:
+  return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
+
+
+def _interval(mean: float, low: float, high: float) -> str:
+  return f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def paired_difference(chain: dict, other: dict, seed: int, resamples: int):
+  """chain - other over their common clips (per-clip values), percentile bootstrap interval."""
+  clips = sorted(chain)
+  if sorted(other) != clips:
+    raise UserError("the two rows were scored on different clips; cannot pair them")
+  diff = np.array([chain[c] - other[c] for c in clips])
+  return bootstrap.mean_interval(diff, resamples=resamples, seed=seed)
+
+
+def verdict(diff, higher_is_better: bool) -> str:
+  if diff.low > 0 or diff.high < 0:
+    chain_ahead = (diff.value > 0) == higher_is_better
+    return "chain better" if chain_ahead else "cascade better"
+  return "not resolved (interval spans 0)"
+
+
+def c2_table(doc: dict, seed: int = 0, resamples: int = 1000) -> str:
+  """The C2 table (markdown) from a table1_cross.json written with the cascade rows."""
+  rows = doc["rows"]
+  cascade_rows = [spec[0] for spec in cascades.CASCADES.values() if spec[0] in rows]
+  if CHAIN not in rows or not cascade_rows:
+    raise UserError("the eval JSON has no chain or no cascade rows: run swaptalk eval with "
+                    "cascades on (the default)")
+  cases = doc["meta"]["cases"]
+  lines = [f"### C2: latent-space chain vs pixel cascades (cross-driven, {len(cases)} held-out "
+           f"clips x {cases[0]['frames']} frames, exact ground truth)", "",
+           "| metric | method | mean [95% CI over clips] | chain - method, paired [95% CI] | "
+           "verdict |", "|---|---|---|---|---|"]
+  for key, title, higher in C2_METRICS:
+    arrow = "↑" if higher else "↓"
+    chain_cell = rows[CHAIN][key]
+    if chain_cell["skipped"]:
+      lines.append(f"| {title} {arrow} | all | skipped: {chain_cell['skipped']} | | |")
+      continue
+    lines.append(f"| {title} {arrow} | {CHAIN} | "
+                 f"{_interval(chain_cell['value'], chain_cell['low'], chain_cell['high'])} | | |")
+    for row in cascade_rows:
+      cell = rows[row][key]
+      diff = paired_difference(chain_cell["per_clip"], cell["per_clip"], seed, resamples)
+      lines.append(f"| | {row} | {_interval(cell['value'], cell['low'], cell['high'])} | "
+                   f"{_interval(diff.value, diff.low, diff.high)} | {verdict(diff, higher)} |")
+  lines += ["", "Stage-2 face coverage of each cascade (frames in which its second stage found "
+            "or was given a face / frames), summed over clips:", ""]
+  total = sum(c["frames"] for c in cases)
+  for key, (title, _, _) in cascades.CASCADES.items():
+    counts = [c.get(f"{key}_face_frames") for c in cases]
+    if None in counts:
+      continue
+    stage2 = sum(c[1] for c in counts)
+    lines.append(f"- {title}: {stage2}/{total} ({100.0 * stage2 / total:.0f} %)")
+  return "\n".join(lines) + "\n"
+
+
+def report(doc: dict, seed: int, resamples: int) -> str:
+  out = ["## The paper's claims on the synthetic set", "", c2_table(doc, seed, resamples)]
+  for claim, reason in NOT_RUN.items():
+    out.append(f"### {claim}: {reason}\n")
+  return "\n".join(out)
+
+
+def run_eval(args) -> dict:
+  """swaptalk eval --setting cross with the cascade rows; returns its JSON."""
+  options = table1.EvalOptions(setting="cross", max_clips=args.max_clips,
+                               max_frames=args.max_frames, seed=args.seed,
+                               resamples=args.resamples, cascades=True)
+  result = table1.evaluate_run(args.run, None, args.data, args.out, options,
+                               log=lambda line: print(f"claims: {line}", flush=True))
+  print(result.paths["md"].read_text())
+  return json.loads(result.paths["json"].read_text())
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--run", help="a folder holding vqgan/, swap/, lipsync/ (the quickstart's "
+                      "outputs/chain)")
+  parser.add_argument("--data", help="the synthetic dataset (the quickstart's data)")
+  parser.add_argument("--out", help="folder for the eval's cases and table1_cross.*")
+  parser.add_argument("--table", help="a finished eval's table1_cross.json (no generation)")
+  parser.add_argument("--max_clips", type=int, default=0, help="0: every held-out clip")
+  parser.add_argument("--max_frames", type=int, default=0, help="0: whole clips")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--resamples", type=int, default=1000)
+  args = parser.parse_args()
+  start = time.perf_counter()
+  try:
+    if args.table:
+      if not os.path.isfile(args.table):
+        raise UserError(f"--table {args.table} does not exist")
+      doc = json.loads(open(args.table).read())
+    else:
+      if not (args.run and args.data and args.out):
+        raise UserError("give --run, --data and --out (or --table FILE of a finished eval)")
+      doc = run_eval(args)
+    if doc.get("setting") != "cross":
+      raise UserError(f"C2 is measured cross-driven; {args.table} is {doc.get('setting')!r}")
+    print(report(doc, args.seed, args.resamples))
+  except UserError as e:
+    sys.exit(f"claims: error: {e}")
+  print(f"claims: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+  main()
