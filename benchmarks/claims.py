@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from swaptalk_jax.errors import UserError  # noqa: E402
 from swaptalk_jax.evaluators import cascades, table1  # noqa: E402
-from swaptalk_jax.metrics import bootstrap, table  # noqa: E402
+from swaptalk_jax.metrics import bootstrap  # noqa: E402
 
 # (column key, title, higher is better)
 C2_METRICS = (("gt_ssim", "SSIM to exact GT", True), ("gt_l1", "L1 to exact GT", False),
