@@ -81,19 +81,36 @@ def test_manifest_and_exported_signature(vqgan_bundle, loaded, tiny_vqgan):
     assert fn_bytes < params_bytes / 4
 
 
-@pytest.mark.parametrize("batch", [1, 5])
-def test_bundle_equals_chain(loaded, chain, batch):
-  encode, decode = loaded.function("vqgan", "encode"), loaded.function("vqgan", "decode")
-  images = _images(batch)
+@pytest.fixture(scope="module")
+def chain_outputs(chain):
+  """The Chain's encode, decode, swap and lip-sync outputs on the tests' inputs at its batch (5).
+  The batch-1 check feeds the bundle these inputs' first rows and compares with these outputs'
+  first rows (the Chain computes each example on its own): one compile of each Chain function,
+  not one per batch size."""
+  n = chain.batch_size
+  images = _images(n)
   tokens = np.asarray(chain.encode(chain.vqgan.params, images))
-  assert _rel(encode(images), tokens) <= 1e-5
-  assert _rel(decode(tokens), chain.decode(chain.vqgan.params, tokens)) <= 1e-5
-  source = np.broadcast_to(tokens[:1], tokens.shape)
-  assert _rel(loaded.function("swap", "swap")(source, tokens),
-              chain.swap_fn(chain.swap.params, chain.vqgan.params, source, tokens)) <= 1e-5
-  mel = np.random.default_rng(4).uniform(-4, 4, (batch, 16, 80)).astype(np.float32)
-  expected = chain.lipsync_fn(chain.lipsync.params, chain.vqgan.params, tokens, source, mel)
-  assert _rel(loaded.function("lipsync", "lipsync")(tokens, source, mel), expected) <= 1e-5
+  source = np.ascontiguousarray(np.broadcast_to(tokens[:1], tokens.shape))
+  mel = np.random.default_rng(4).uniform(-4, 4, (n, 16, 80)).astype(np.float32)
+  return dict(
+      images=images, tokens=tokens, source=source, mel=mel,
+      decoded=np.asarray(chain.decode(chain.vqgan.params, tokens)),
+      swapped=np.asarray(chain.swap_fn(chain.swap.params, chain.vqgan.params, source, tokens)),
+      lipsynced=np.asarray(chain.lipsync_fn(chain.lipsync.params, chain.vqgan.params, tokens,
+                                            source, mel)))
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_bundle_equals_chain(loaded, chain, chain_outputs, batch):
+  ref = {k: v[:batch] for k, v in chain_outputs.items()}
+  encode, decode = loaded.function("vqgan", "encode"), loaded.function("vqgan", "decode")
+  assert _rel(encode(ref["images"]), ref["tokens"]) <= 1e-5
+  assert _rel(decode(ref["tokens"]), ref["decoded"]) <= 1e-5
+  assert _rel(loaded.function("swap", "swap")(ref["source"], ref["tokens"]),
+              ref["swapped"]) <= 1e-5
+  assert _rel(loaded.function("lipsync", "lipsync")(ref["tokens"], ref["source"], ref["mel"]),
+              ref["lipsynced"]) <= 1e-5
+  mel = ref["mel"]
   if batch != chain.batch_size:
     return
   # the host-side interface generate uses (uint8 in and out, fixed batches) agrees as well
@@ -116,10 +133,9 @@ sys.meta_path.insert(0, Blocked())
 """
 
 
-def test_loads_without_flax_orbax_trainers(vqgan_bundle, chain, tmp_path):
-  images = _images(3, seed=2)
-  np.savez(tmp_path / "io.npz", images=images,
-           tokens=np.asarray(chain.encode(chain.vqgan.params, images)))
+def test_loads_without_flax_orbax_trainers(vqgan_bundle, chain_outputs, tmp_path):
+  np.savez(tmp_path / "io.npz", images=chain_outputs["images"][:3],
+           tokens=chain_outputs["tokens"][:3])
   script = _BLOCKER + textwrap.dedent(f"""
       for blocked in ("flax", "orbax.checkpoint", "swaptalk_jax.trainers"):
         try:
