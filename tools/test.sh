@@ -23,7 +23,7 @@ nice -n 5 bash -c 'set -euo pipefail
   PYTHON_VERSION=3.12 tools/setup_env.sh --test
   exec .venv312/bin/python -m pytest -q -p no:cacheprovider tests/test_core_sharding.py \
     tests/test_core_errors.py tests/test_vqgan.py tests/test_records.py tests/test_pipelines.py \
-    tests/test_audio.py tests/test_conv_ops.py' </dev/null >"$log312" 2>&1 &
+    tests/test_audio.py tests/test_conv_ops.py tests/test_remat.py' </dev/null >"$log312" 2>&1 &
 pid312=$!
 set +m
 trap 'kill -- -"$pid312" 2>/dev/null || true' EXIT
