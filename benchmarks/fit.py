@@ -3,7 +3,8 @@ TPU target, the largest per-chip batch whose train step compiles within the chip
 per-chip parameter and optimizer bytes and the mesh — all compiled on this CPU through libtpu.
 
   python benchmarks/fit.py [--targets=v5e-8,v5e-256,v5p:4x4x4] [--stages=vqgan] \
-      [--remat=none,full] [--results=/tmp/fit.json] [--markdown=docs/pod_scale_table.md]
+      [--remat=none,full] [--start_per_chip=N] [--min_per_chip=M] [--max_per_chip=K] \
+      [--results=/tmp/fit.json] [--merge=a.json,b.json] [--markdown=docs/pod_scale_table.md]
 
 Stages come from swaptalk_jax/trainers/registry.py STAGES (paper variants below). Each (stage,
 variant, target) is searched by doubling the per-chip batch from 1 until the compile does not fit
@@ -16,11 +17,19 @@ stand-in weights (same shapes as the real ones), the discriminator active: the h
 swaptalk_jax/models/remat.py; 'none' = the stage as configured); the table puts a stage's rows
 for one target next to each other so the largest per-chip batch with and without remat compare.
 Results of 'none' keep their old keys (`stage:variant@target`), others get `#remat=<policy>`.
+
+Each compile runs in a child process (`--compile_one`): libtpu can abort the whole process on a
+program it cannot emit (a CHECK failure, SIGABRT), and such a crash is a finding, not a lost row:
+the search records the child's fatal line for that batch and stops there. --min_per_chip bounds
+the downward search (a batch already known to fit or fail need not be compiled again).
 """
 import argparse
+import dataclasses
 import itertools
 import json
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,6 +123,7 @@ def _stage_config(stage: str, variant: str, weights_dir: str):
 
 
 def fit_one(config, target, per_chip: int, mesh: dict):
+  """Compiles one per-chip batch in this process: (CompileReport, seconds)."""
   config.data.batch_size = per_chip * target.chips
   config.mesh.update(mesh)
   start = time.time()
@@ -121,14 +131,63 @@ def fit_one(config, target, per_chip: int, mesh: dict):
   return report, time.time() - start
 
 
-def search(stage, variant, target, weights_dir, mesh, max_per_chip, log, start=1, remat="none"):
-  """Powers of two from `start`: up while the step fits, down while it does not; returns the row
-  of the largest per-chip batch that fits (to a factor of 2)."""
-  best, tried, report = None, [], None
+def crash_line(stderr: str) -> str:
+  """The line that says why a child compile died: glog's fatal line ('F1203 ... Check failed: ...'),
+  else the last 'Check failed' or Python exception line, else the last non-empty line."""
+  lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+  for pattern in (r"^F\d{4} ", r"Check failed", r"^\w*(Error|Exception)\b"):
+    hits = [l for l in lines if re.search(pattern, l)]
+    if hits:
+      return hits[-1][:300]
+  return lines[-1][:300] if lines else "no output"
+
+
+def fit_isolated(stage, variant, target_name, weights_dir, remat, per_chip: int, mesh: dict):
+  """fit_one in a child process (`fit.py --compile_one`): (CompileReport or None, seconds, crash),
+  crash being the child's fatal line when it died without a report (else None)."""
+  with tempfile.TemporaryDirectory(prefix="fit_one_") as tmp:
+    out = os.path.join(tmp, "report.json")
+    spec = dict(stage=stage, variant=variant, target=target_name, weights_dir=weights_dir,
+                remat=remat, per_chip=per_chip, mesh=mesh, out=out)
+    start = time.time()
+    child = subprocess.run([sys.executable, os.path.abspath(__file__),
+                            "--compile_one=" + json.dumps(spec)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    seconds = time.time() - start
+    if child.returncode == 0 and os.path.exists(out):
+      with open(out) as f:
+        return aot_compile.CompileReport(**json.load(f)), seconds, None
+    why = crash_line(child.stderr)
+    return None, seconds, f"rc {child.returncode}: {why}"
+
+
+def compile_one(spec: dict) -> None:
+  """The child side of fit_isolated: one compile, its CompileReport written as JSON."""
+  target = topology.resolve_target(spec["target"])
+  config = stage_config(spec["stage"], spec["variant"], spec["weights_dir"], spec["remat"])
+  report, _ = fit_one(config, target, spec["per_chip"], spec["mesh"])
+  with open(spec["out"], "w") as f:
+    json.dump(dataclasses.asdict(report), f)
+
+
+def search(stage, variant, target, weights_dir, mesh, max_per_chip, log, start=1, remat="none",
+           min_per_chip=1, compile_fn=None):
+  """Powers of two from `start`: up while the step fits (to max_per_chip), down while it does not
+  (to min_per_chip); returns the row of the largest per-chip batch that fits (to a factor of 2).
+  A compile that crashed is recorded in `tried` with its fatal line and ends the search.
+  compile_fn(per_chip) -> (report or None, seconds, crash or None); default fit_isolated."""
+  compile_fn = compile_fn or (lambda n: fit_isolated(stage, variant, target.name, weights_dir,
+                                                     remat, n, mesh))
+  best, tried, report, crash = None, [], None, None
   per_chip, direction = start, 0
-  while 1 <= per_chip <= max_per_chip:
-    config = stage_config(stage, variant, weights_dir, remat)
-    report, seconds = fit_one(config, target, per_chip, mesh)
+  while max(1, min_per_chip) <= per_chip <= max_per_chip:
+    got, seconds, crash = compile_fn(per_chip)
+    if got is None:
+      tried.append((per_chip, False, None, round(seconds), crash))
+      log(f"  {stage}:{variant} {target.name} remat={remat} per-chip {per_chip}: compile crashed "
+          f"after {seconds:.0f} s: {crash}")
+      break
+    report = got
     tried.append((per_chip, report.fits, round(report.peak_bytes / GIB, 2), round(seconds)))
     log(f"  {stage}:{variant} {target.name} remat={remat} per-chip {per_chip}: "
         f"{'fits' if report.fits else 'does not fit'} "
@@ -144,13 +203,26 @@ def search(stage, variant, target, weights_dir, mesh, max_per_chip, log, start=1
         break
       direction, per_chip = -1, per_chip // 2
   if best is None:
-    return dict(max_per_chip=0, tried=tried, mesh=report.mesh, param_bytes=report.param_bytes,
-                param_counts=report.param_counts)
+    row = dict(max_per_chip=0, tried=tried)
+    if report is not None:
+      row.update(mesh=report.mesh, param_bytes=report.param_bytes,
+                 param_counts=report.param_counts)
+    return row
   return dict(max_per_chip=best.global_batch // target.chips, tried=tried, mesh=best.mesh,
               peak_gib=best.peak_bytes / GIB, hbm_gib=best.hbm_bytes / GIB,
               param_bytes=best.param_bytes, param_counts=best.param_counts,
               tflop_per_chip=best.flops_per_device / 1e12,
-              capped=best.global_batch // target.chips * 2 > max_per_chip)
+              capped=best.global_batch // target.chips * 2 not in [t[0] for t in tried])
+
+
+def tried_cell(t) -> str:
+  """One tried batch for the table: 'N: peak GiB[ (no)] (s)', 'N: TPU compiler OOM (no) (s)' or,
+  for a crashed compile (a 5th element: its fatal line), 'N: compile crashed: <line> (s)'."""
+  n, ok, p, sec = t[:4]
+  if len(t) > 4:
+    return f"{n}: compile crashed: {t[4]} ({sec})"
+  what = "TPU compiler OOM" if not ok and not p else format(p, "g")
+  return f"{n}: {what}{'' if ok else ' (no)'} ({sec})"
 
 
 def markdown(results: dict) -> str:
@@ -176,17 +248,22 @@ def markdown(results: dict) -> str:
       lines.append(f"| {stage} | {target} | | | {remat} | not compiled: {r['error']} "
                    "| | | | | | | |")
       continue
-    b = r["param_bytes"]
+    b = r.get("param_bytes")
     gib = lambda x: f"{x / GIB:.3f} GiB"
-    best = str(r["max_per_chip"]) + (" (search cap)" if r.get("capped") else "")
+    if r["max_per_chip"]:
+      best = str(r["max_per_chip"]) + (" (search cap)" if r.get("capped") else "")
+    else:
+      crashed = [t[0] for t in r["tried"] if len(t) > 4]
+      best = (f"none known (compile crashed at {crashed[0]})" if crashed
+              else f"none (< {min(t[0] for t in r['tried'])})")
     peak = f"{r['peak_gib']:.2f} of {r['hbm_gib']:.0f}" if r["max_per_chip"] else "-"
-    mesh = " x ".join(f"{k}={v}" for k, v in r["mesh"].items())
-    tried = ", ".join(f"{n}: {'TPU compiler OOM' if not ok and not p else format(p, 'g')}"
-                      f"{'' if ok else ' (no)'} ({sec})" for n, ok, p, sec in r["tried"])
+    mesh = " x ".join(f"{k}={v}" for k, v in r["mesh"].items()) if "mesh" in r else "-"
+    state = (" | ".join(gib(b[k]) for k in ("params", "opt_state", "ema_params", "frozen"))
+             if b else "- | - | - | -")
+    tried = ", ".join(tried_cell(t) for t in r["tried"])
+    tflop = f"{r['tflop_per_chip']:.2f}" if "tflop_per_chip" in r else "-"
     lines.append(f"| {stage} | {target} | {r['chips']} | {mesh} | {remat} | {best} | {peak} "
-                 f"| {gib(b['params'])} "
-                 f"| {gib(b['opt_state'])} | {gib(b['ema_params'])} | {gib(b['frozen'])} "
-                 f"| {r.get('tflop_per_chip', 0):.2f} | {tried} |")
+                 f"| {state} | {tflop} | {tried} |")
   return "\n".join(lines)
 
 
@@ -201,13 +278,26 @@ def main():
   parser.add_argument("--max_per_chip", type=int, default=64)
   parser.add_argument("--start_per_chip", type=int, default=1,
                       help="first per-chip batch tried (a power of 2 near the answer saves compiles)")
+  parser.add_argument("--min_per_chip", type=int, default=1,
+                      help="the downward search stops here (a smaller batch is not compiled)")
+  parser.add_argument("--merge", default="",
+                      help="other --results files, comma-separated, folded into --results first "
+                           "(rows made by separate runs; a key already in --results is kept)")
+  parser.add_argument("--compile_one", default=None, help=argparse.SUPPRESS)  # the child's spec
   parser.add_argument("--results", default=os.path.join(tempfile.gettempdir(), "swaptalk_fit.json"))
   parser.add_argument("--markdown", default=None, help="also write the table here")
   parser.add_argument("--weights_dir", default=None,
                       help="where the stand-in weights and VQGAN run are written (reused by a rerun)")
   args = parser.parse_args()
+  if args.compile_one:
+    compile_one(json.loads(args.compile_one))
+    return
   mesh = {k: int(v) for k, v in (kv.split("=") for kv in args.mesh.split(","))}
   results = json.load(open(args.results)) if os.path.exists(args.results) else {}
+  for other in filter(None, args.merge.split(",")):
+    with open(other) as f:
+      for key, row in json.load(f).items():
+        results.setdefault(key, row)
   weights_dir = args.weights_dir or tempfile.mkdtemp(prefix="fit_standins_")
   os.makedirs(weights_dir, exist_ok=True)
   log = lambda s: print(s, flush=True)
@@ -221,8 +311,9 @@ def main():
         target = topology.resolve_target(name)
         start = time.time()
         try:
+          stage_config(stage, variant, weights_dir, remat)   # stand-ins written once, here
           row = search(stage, variant, target, weights_dir, mesh, args.max_per_chip, log,
-                       args.start_per_chip, remat)
+                       args.start_per_chip, remat, args.min_per_chip)
         except NotImplementedError as e:
           row = {"error": str(e)}
         row["chips"] = target.chips
@@ -230,6 +321,9 @@ def main():
         results[key] = row
         with open(args.results, "w") as f:
           json.dump(results, f, indent=1)
+  if args.merge:
+    with open(args.results, "w") as f:
+      json.dump(results, f, indent=1)
   table = markdown(results)
   print(table)
   if args.markdown:
