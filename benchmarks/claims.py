@@ -2,6 +2,7 @@
 
   python benchmarks/claims.py --run outputs/chain --data data --out /tmp/claims
   python benchmarks/claims.py --table /tmp/claims/table1_cross.json     # re-read a finished eval
+  python benchmarks/claims.py --swap_table /tmp/table_iv.json            # C3 from a Table IV run
 
 C2 (the latent-space pipeline beats the pixel cascades): `swaptalk eval --setting cross` with the
 cascade rows (evaluators/cascades.py: Swap->Sync and Sync->Swap, stage 2 re-detecting the faces of
@@ -13,8 +14,14 @@ clips resampled for both) with its interval and a verdict: 'chain better' / 'cas
 the interval excludes 0, else 'not resolved'. Stage 2's face coverage is printed too: a
 re-detected cascade whose second stage found few faces mostly passes stage 1's frames through.
 
-C1 (16x beats 8x compression) and C3 (the identity losses help unseen identities) need trained
-runs that do not exist here; the script says so ("not run: needs ...") and reports nothing for them.
+C3 (the identity losses help unseen identities): from the JSON of a Table IV run
+(`benchmarks/swap.py --identity_kind trained --json FILE`, benchmarks/claims_c3.py): each swap row
+trained with identity losses against the same transformer trained on L_proxy alone, paired over
+the held-out target clips (dlib and identity-net retrieval, SSIM/L1/landmarks to the exact truth).
+
+C1 (16x beats 8x compression) needs trained runs that do not exist here; the script says so
+("not run: needs ...") and reports nothing for it, and the same for C2 / C3 when their input is
+not given.
 """
 import argparse
 import json
@@ -27,6 +34,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np  # noqa: E402
 
+from benchmarks import claims_c3  # noqa: E402
 from swaptalk_jax.errors import UserError  # noqa: E402
 from swaptalk_jax.evaluators import cascades, table1  # noqa: E402
 from swaptalk_jax.metrics import bootstrap  # noqa: E402
@@ -39,9 +47,11 @@ NOT_RUN = {
     "C1": "not run: needs two chains trained at the same budget on VQGANs of 8x and 16x "
           "compression (configs/vqgan.py:f8 and :f16, each with its swap and lip-sync runs); "
           "only the quickstart's micro chain (32 px, 16x16 tokens) exists",
-    "C3": "not run: needs a pair of swap runs on one VQGAN, with and without the identity losses "
-          "(loss.id_src_weight / loss.id_res_weight > 0, with converted ArcFace weights or a "
-          "trained configs/identity.py run); the quickstart's swap run (:tiny) has both at 0",
+    "C2": "not run in this invocation: give --run/--data/--out (or --table FILE of a finished "
+          "eval)",
+    "C3": "not run in this invocation: needs the JSON of a Table IV run with and without the "
+          "identity losses (benchmarks/swap.py --identity_kind trained --identity_workdir DIR "
+          "--json FILE), given as --swap_table FILE",
 }
 
 
@@ -106,11 +116,27 @@ def c2_table(doc: dict, seed: int = 0, resamples: int = 1000) -> str:
   return "\n".join(lines) + "\n"
 
 
-def report(doc: dict, seed: int, resamples: int) -> str:
-  out = ["## The paper's claims on the synthetic set", "", c2_table(doc, seed, resamples)]
+def report(doc: dict | None, seed: int, resamples: int, swap_doc: dict | None = None) -> str:
+  """C2 from an eval JSON and C3 from a Table IV JSON (either may be None: 'not run')."""
+  out = ["## The paper's claims on the synthetic set", ""]
+  if doc is not None:
+    out.append(c2_table(doc, seed, resamples))
+  if swap_doc is not None:
+    out.append(claims_c3.c3_table(swap_doc, seed, resamples))
   for claim, reason in NOT_RUN.items():
+    if (claim == "C2" and doc is not None) or (claim == "C3" and swap_doc is not None):
+      continue
     out.append(f"### {claim}: {reason}\n")
   return "\n".join(out)
+
+
+def read_json(path: str, flag: str) -> dict:
+  if not os.path.isfile(path):
+    raise UserError(f"{flag} {path} does not exist")
+  try:
+    return json.loads(open(path).read())
+  except json.JSONDecodeError as e:
+    raise UserError(f"{flag} {path} is not JSON: {e}") from None
 
 
 def run_eval(args) -> dict:
@@ -131,6 +157,7 @@ def main():
   parser.add_argument("--data", help="the synthetic dataset (the quickstart's data)")
   parser.add_argument("--out", help="folder for the eval's cases and table1_cross.*")
   parser.add_argument("--table", help="a finished eval's table1_cross.json (no generation)")
+  parser.add_argument("--swap_table", help="benchmarks/swap.py --json output (claim C3)")
   parser.add_argument("--max_clips", type=int, default=0, help="0: every held-out clip")
   parser.add_argument("--max_frames", type=int, default=0, help="0: whole clips")
   parser.add_argument("--seed", type=int, default=0)
@@ -138,17 +165,19 @@ def main():
   args = parser.parse_args()
   start = time.perf_counter()
   try:
+    doc = swap_doc = None
+    if args.swap_table:
+      swap_doc = read_json(args.swap_table, "--swap_table")
     if args.table:
-      if not os.path.isfile(args.table):
-        raise UserError(f"--table {args.table} does not exist")
-      doc = json.loads(open(args.table).read())
-    else:
+      doc = read_json(args.table, "--table")
+    elif args.run or args.data or args.out or not swap_doc:
       if not (args.run and args.data and args.out):
-        raise UserError("give --run, --data and --out (or --table FILE of a finished eval)")
+        raise UserError("give --run, --data and --out (or --table FILE of a finished eval), "
+                        "and/or --swap_table FILE")
       doc = run_eval(args)
-    if doc.get("setting") != "cross":
+    if doc is not None and doc.get("setting") != "cross":
       raise UserError(f"C2 is measured cross-driven; {args.table} is {doc.get('setting')!r}")
-    print(report(doc, args.seed, args.resamples))
+    print(report(doc, args.seed, args.resamples, swap_doc))
   except UserError as e:
     sys.exit(f"claims: error: {e}")
   print(f"claims: {time.perf_counter() - start:.0f} s")

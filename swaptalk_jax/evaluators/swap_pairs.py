@@ -11,6 +11,10 @@ Figures: L1 and SSIM to the ground truth (whole face and lower half), identity r
 source identity among the split's identities with dlib's recogniser (gallery: the split's frames
 outside the source photo's clip; independent of any net we train), and the 68-landmark distance to
 the ground truth (metrics/lmd.py landmarks, pixels of a 256-px crop): pose and expression kept.
+Optionally, retrieval with an identity net of ours (`identity=(IdentityNet, params)`: nearest
+gallery embedding by cosine), the net the identity losses train through, next to dlib's.
+`swap_pair_values` keeps every figure per pair (with each pair's target clip, the unit a paired
+bootstrap resamples: benchmarks/claims.py C3); `swap_scores` is their mean.
 `Evaluator` runs it in periodic eval (`config.evals.<name>.type = 'swap_pairs'`).
 """
 import jax
@@ -25,7 +29,7 @@ CANDIDATES = ("swap", "no_swap", "paste_source", "vqgan_target", "vqgan_source",
 
 def heldout_pairs(dataset_dir, split: str, size: int, frames_per_clip: int = 4) -> dict:
   """Cross-identity pairs with exact ground truth: float [-1, 1] source/target/target_gt
-  [N, size, size, 3], source_identity/target_identity/source_clip [N] str."""
+  [N, size, size, 3], source_identity/target_identity/source_clip/target_clip [N] str."""
   reader = dataset.SplitReader(str(dataset_dir), split)
   by_identity = {}
   for entry in reader.clips:
@@ -38,7 +42,7 @@ def heldout_pairs(dataset_dir, split: str, size: int, frames_per_clip: int = 4) 
 
   photos = {ident: (clips[0].clip_id, frame(clips[0], 0)) for ident, clips in by_identity.items()}
   out = {k: [] for k in ("source", "target", "target_gt", "source_identity", "target_identity",
-                         "source_clip")}
+                         "source_clip", "target_clip")}
   for entry in reader.clips:
     other = entry.extras.get("swap_gt_identity")
     if other is None or other not in photos or other == entry.identity:
@@ -50,6 +54,7 @@ def heldout_pairs(dataset_dir, split: str, size: int, frames_per_clip: int = 4) 
       out["source_identity"].append(other)
       out["target_identity"].append(entry.identity)
       out["source_clip"].append(photos[other][0])
+      out["target_clip"].append(entry.clip_id)
   if not out["source"]:
     raise ValueError(f"{dataset_dir} {split}: no clip has an exact swap ground truth of another "
                      "identity of the split (the synthetic set renders one per clip)")
@@ -80,54 +85,125 @@ def predict_candidates(task, params, pairs: dict, batch_size: int = 16, predict=
   return out
 
 
-def image_scores(images: np.ndarray, truth: np.ndarray) -> dict:
-  """Mean L1 (in [0, 1] units), lower-half L1 and SSIM of [-1, 1] images against the truth."""
+def pair_image_values(images: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+  """Per-pair L1 (in [0, 1] units), lower-half L1 and SSIM [N] of [-1, 1] images against the truth."""
   x = np.clip((images + 1.0) * 0.5, 0, 1)
   y = np.clip((truth + 1.0) * 0.5, 0, 1)
   half = x.shape[1] // 2
-  return {"l1": float(np.mean(np.abs(x - y))), "l1_lower": float(np.mean(np.abs(x - y)[:, half:])),
-          "ssim": float(np.mean(jax.device_get(ssim(jnp.asarray(x), jnp.asarray(y)))))}
+  error = np.abs(x - y)
+  return {"l1": error.mean(axis=(1, 2, 3)), "l1_lower": error[:, half:].mean(axis=(1, 2, 3)),
+          "ssim": np.asarray(jax.device_get(ssim(jnp.asarray(x), jnp.asarray(y))), np.float64)}
+
+
+def image_scores(images: np.ndarray, truth: np.ndarray) -> dict:
+  """Mean L1 (in [0, 1] units), lower-half L1 and SSIM of [-1, 1] images against the truth."""
+  return {k: float(np.mean(v)) for k, v in pair_image_values(images, truth).items()}
+
+
+def nearest_hits(queries: np.ndarray, labels: np.ndarray, reference: np.ndarray,
+                 gallery_labels: np.ndarray, cosine: bool = False) -> np.ndarray:
+  """bool [N]: the nearest reference descriptor (Euclidean, or largest cosine) has the label."""
+  if cosine:
+    q = queries / np.linalg.norm(queries, axis=-1, keepdims=True)
+    r = reference / np.linalg.norm(reference, axis=-1, keepdims=True)
+    nearest = np.argmax(q @ r.T, axis=1)
+  else:
+    from swaptalk_jax.face import recognition as identity_lib  # pylint: disable=g-import-not-at-top
+    nearest = np.argmin(identity_lib.distance(queries[:, None], reference[None]), axis=1)
+  return gallery_labels[nearest] == labels
+
+
+def dlib_descriptors(images: np.ndarray) -> np.ndarray:
+  """dlib descriptors [N, 128] of synthetic-layout face crops (uint8 or [-1, 1] float)."""
+  from swaptalk_jax.metrics import identity_preservation as idp  # pylint: disable=g-import-not-at-top
+  return idp.embed_crops(images)
 
 
 def identity_retrieval(images: np.ndarray, labels: np.ndarray, gallery: np.ndarray,
                        gallery_labels: np.ndarray) -> float:
   """dlib top-1: share of `images` whose nearest gallery descriptor has their label."""
-  from swaptalk_jax.face import recognition as identity_lib  # pylint: disable=g-import-not-at-top
-  from swaptalk_jax.metrics import identity_preservation as idp  # pylint: disable=g-import-not-at-top
-  queries, reference = idp.embed_crops(images), idp.embed_crops(gallery)
-  nearest = np.argmin(identity_lib.distance(queries[:, None], reference[None]), axis=1)
-  return float(np.mean(gallery_labels[nearest] == labels))
+  return float(np.mean(nearest_hits(dlib_descriptors(images), labels, dlib_descriptors(gallery),
+                                    gallery_labels)))
 
 
-def landmark_distance(images: np.ndarray, truth: np.ndarray) -> float:
-  """Mean distance of all 68 dlib landmarks to the truth's, pixels of a 256-px crop."""
+def net_embeddings(identity, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+  """Embeddings [N, D] of [-1, 1] float or uint8 images by `identity` = (IdentityNet, params)."""
+  net, params = identity
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    images = images.astype(np.float32) / 127.5 - 1.0
+  fn = jax.jit(net.embed)
+  out = [np.asarray(jax.device_get(fn(params, images[i:i + batch_size])), np.float64)
+         for i in range(0, len(images), batch_size)]
+  return np.concatenate(out)
+
+
+def landmark_distances(images: np.ndarray, truth: np.ndarray) -> np.ndarray:
+  """Per-pair mean distance [N] of the 68 dlib landmarks to the truth's, pixels of a 256-px crop."""
   from swaptalk_jax.metrics import identity_preservation as idp  # pylint: disable=g-import-not-at-top
   from swaptalk_jax.metrics import lmd  # pylint: disable=g-import-not-at-top
   truth_points, boxes = lmd.crop_landmarks(truth, idp.SYNTHETIC_FACE_BOX)
   points, _ = lmd.crop_landmarks(images, boxes=boxes)
-  return float(np.mean(np.linalg.norm(points - truth_points, axis=-1)))
+  return np.mean(np.linalg.norm(points - truth_points, axis=-1), axis=-1)
 
 
-def swap_scores(task, params, dataset_dir, split: str, size: int, frames_per_clip: int = 4,
-                use_dlib: bool = True, predict=None) -> dict[str, dict[str, float]]:
-  """{candidate: {l1, l1_lower, ssim[, id_top1, landmarks]}} on the held-out pairs of `split`,
-  plus 'chance': {id_top1} and 'originals': {id_top1} (the gallery retrieving itself across clips)."""
+def landmark_distance(images: np.ndarray, truth: np.ndarray) -> float:
+  """Mean distance of all 68 dlib landmarks to the truth's, pixels of a 256-px crop."""
+  return float(np.mean(landmark_distances(images, truth)))
+
+
+def swap_pair_values(task, params, dataset_dir, split: str, size: int, frames_per_clip: int = 4,
+                     use_dlib: bool = True, predict=None, identity=None,
+                     candidates=CANDIDATES) -> dict:
+  """Every figure per pair: {'values': {candidate: {metric: [N]}}, 'target_clip': [N],
+  'source_identity': [N], 'chance': {...}, 'ground_truth': {...}} (the last two with dlib or
+  `identity`). Metrics: l1, l1_lower, ssim; with dlib id_top1 (0/1) and landmarks; with `identity`
+  = (IdentityNet, params) id_top1_net (0/1, the same gallery)."""
+  unknown = sorted(set(candidates) - set(CANDIDATES))
+  if unknown:
+    raise ValueError(f"unknown swap candidates {unknown}; choose from {CANDIDATES}")
   pairs = heldout_pairs(dataset_dir, split, size, frames_per_clip)
   images = predict_candidates(task, params, pairs, predict=predict)
-  scores = {name: image_scores(images[name], pairs["target_gt"]) for name in CANDIDATES}
-  if not use_dlib:
-    return scores
+  values = {name: pair_image_values(images[name], pairs["target_gt"]) for name in candidates}
+  out = {"values": values, "target_clip": pairs["target_clip"],
+         "source_identity": pairs["source_identity"], "chance": {}, "ground_truth": {}}
+  if not (use_dlib or identity is not None):
+    return out
   gallery, labels, clips = dataset.labelled_frames(dataset_dir, split, frames_per_clip, size)
   keep = ~np.isin(clips, pairs["source_clip"])   # never the source photo's own clip
   gallery, labels = gallery[keep], labels[keep]
-  for name in CANDIDATES:
-    scores[name]["id_top1"] = identity_retrieval(images[name], pairs["source_identity"], gallery,
-                                                 labels)
-    scores[name]["landmarks"] = landmark_distance(images[name], pairs["target_gt"])
-  scores["chance"] = {"id_top1": float(np.mean([np.mean(labels == l)
-                                                for l in pairs["source_identity"]]))}
-  scores["ground_truth"] = {"id_top1": identity_retrieval(
-      pairs["target_gt"], pairs["source_identity"], gallery, labels)}
+  wanted = pairs["source_identity"]
+  out["chance"]["id_top1"] = float(np.mean([np.mean(labels == l) for l in wanted]))
+  embedders = []
+  if use_dlib:
+    embedders.append(("id_top1", dlib_descriptors, False))
+  if identity is not None:
+    embedders.append(("id_top1_net", lambda x: net_embeddings(identity, x), True))
+  for key, embed, cosine in embedders:
+    reference = embed(gallery)
+    for name in candidates:
+      values[name][key] = nearest_hits(embed(images[name]), wanted, reference, labels,
+                                       cosine).astype(np.float64)
+    out["ground_truth"][key] = float(np.mean(nearest_hits(embed(pairs["target_gt"]), wanted,
+                                                          reference, labels, cosine)))
+  if use_dlib:
+    for name in candidates:
+      values[name]["landmarks"] = landmark_distances(images[name], pairs["target_gt"])
+  return out
+
+
+def swap_scores(task, params, dataset_dir, split: str, size: int, frames_per_clip: int = 4,
+                use_dlib: bool = True, predict=None, identity=None) -> dict[str, dict[str, float]]:
+  """{candidate: {l1, l1_lower, ssim[, id_top1, landmarks][, id_top1_net]}} on the held-out pairs
+  of `split` (means of swap_pair_values), plus 'chance': {id_top1} and 'ground_truth': {id_top1
+  [, id_top1_net]} (the exact swap retrieved) when an identity figure is computed."""
+  result = swap_pair_values(task, params, dataset_dir, split, size, frames_per_clip, use_dlib,
+                            predict, identity)
+  scores = {name: {k: float(np.mean(v)) for k, v in row.items()}
+            for name, row in result["values"].items()}
+  if result["chance"]:
+    scores["chance"] = result["chance"]
+    scores["ground_truth"] = result["ground_truth"]
   return scores
 
 
