@@ -10,7 +10,12 @@ table; step time and MFU (FLOPs of the compiled step / time / this CPU's measure
 Without --expert, a micro lip expert (configs/lip_expert.py:micro) is trained first for
 --expert_steps steps (0: the L_sync row is skipped). FID is not computed at this size (no
 Inception weights ship offline); lower-face L1/SSIM, code accuracy, mouth-opening correlation,
-expert score and the silent-frame opening stand in.
+expert score and the silent-frame opening stand in. The mouth opening of every decoded face and of
+the ground-truth frame is dlib's inner-lip gap over the interocular distance
+(swaptalk_jax/metrics/mouth_frames.py, 0 = lips touching; validated against the renderer's exact
+openness by benchmarks/mouth_opening_validation.py): 'mouth corr' is its Pearson with the ground
+truth's over all scored frames, 'silent opening' its mean over frames with silent driving audio
+(the ground truth's in the header line).
 """
 import os
 import sys
@@ -153,8 +158,13 @@ def main(argv):
     reports[name] = r = run_row(name, row_config(variant, overrides, image_size, expert), peak)
     print(f"row {name} done: lower L1 {r['output_lower_l1']:.4f} (copy {r['copy_lower_l1']:.4f}, "
           f"shuffled {r['shuffled_lower_l1']:.4f}), mouth L1 {r['output_mouth_l1']:.4f} (copy "
-          f"{r['copy_mouth_l1']:.4f}, shuffled {r['shuffled_mouth_l1']:.4f}), step "
-          f"{r['step_s']:.3f} s", flush=True)
+          f"{r['copy_mouth_l1']:.4f}, shuffled {r['shuffled_mouth_l1']:.4f}), mouth corr "
+          f"{r['output_mouth_corr']:.3f} (copy {r['copy_mouth_corr']:.3f}, shuffled "
+          f"{r['shuffled_mouth_corr']:.3f}), silent opening "
+          f"{r.get('output_silent_opening', float('nan')):.4f} (gt "
+          f"{r.get('gt_silent_opening', float('nan')):.4f}, shuffled "
+          f"{r.get('shuffled_silent_opening', float('nan')):.4f}), step {r['step_s']:.3f} s",
+          flush=True)
   columns = ["row", "lower L1", "lower SSIM", "mouth L1", "code acc", "mouth corr",
              "silent opening", "expert", "step s", "MFU", "params M"]
   rows = []
@@ -177,7 +187,8 @@ def main(argv):
   print(f"\ncross-driven, held-out identities: {first['frames']} frames scored of "
         f"{sum(c.num_frames for c in held_out)} in {len(held_out)} clips "
         f"({len({c.identity for c in held_out})} identities), {first['silent_frames']} silent; "
-        f"ground-truth silent opening {first.get('gt_silent_opening', float('nan')):.4f}; "
+        f"ground-truth silent opening {first.get('gt_silent_opening', float('nan')):.4f} (dlib "
+        f"inner-lip gap / interocular); "
         f"{FLAGS.steps} steps each, batch {FLAGS.batch_size}x5 frames, L_sync weight "
         f"{FLAGS.sync_weight} (unet_sync), peak {peak:.0f} GFLOP/s")
   print_table(rows, columns)

@@ -11,14 +11,16 @@ held-out frames and on the plotted clips, then draws the opening over time of th
 with the silent frames shaded. The eval batches are the benchmark's (`data.lipsync.all_windows`:
 every 5-frame window of every held-out chunk, in the eval iterator's shuffled order, so the
 shuffled-audio baseline is another window of the batch as in benchmarks/lipsync.py); each window's
-reference frame is the sampler's draw (>= 5 frames from the window's centre), so the opening,
-read against that reference, can step at window boundaries. Metrics come from the trainer
-(`frame_stats`, `mouth_openings`, `report_from_stats`). Next to that darkness proxy, each clip's
-panel pair shows the renderer's exact mouth openness of the ground truth (`resync_mouth_openness`,
-0 = closed), and the script prints how well each curve's proxy follows it (Pearson over frames):
-what the proxy can see at this image size. A third panel per clip, and a second printed table,
+reference frame is the sampler's draw (>= 5 frames from the window's centre); its lower half is
+the copy baseline's, so the copy curve can step at window boundaries. Metrics come from
+the trainer (`frame_stats`, `mouth_openings`, `report_from_stats`); the opening is dlib's inner-lip
+gap over the interocular distance on each decoded face and on the ground-truth frame
+(swaptalk_jax/metrics/mouth_frames.py; 0 = lips touching). Above each clip's opening panel, the
+renderer's exact mouth openness of the ground truth (`resync_mouth_openness`, 0 = closed), and the
+script prints how well each curve's opening follows it (Pearson over frames): what the measure can
+see at this image size through this VQGAN. A third panel per clip, and a second printed table,
 give the mouth-box L1 to the exact ground-truth frames (`frame_stats`' `*_mouth_l1`) over silent
-and voiced frames: whether the output's mouth matches the truth's during silence.
+and voiced frames.
 """
 import os
 import sys
@@ -129,8 +131,8 @@ def main(argv):
   keep = np.array(sorted(first.values()))
   stats = {k: v[keep] for k, v in stats.items()}
   keys = [keys[i] for i in keep]
-  report = report_from_stats(stats)
   openings = mouth_openings(stats)
+  report = report_from_stats(stats, openings)
   silent = stats["silent"] > 0.5
   clip_of = np.array([k[0] for k in keys])
   clips = sorted(set(clip_of))
@@ -147,7 +149,7 @@ def main(argv):
   print(f"run {FLAGS.run} (step {step}), cross-driven on the held-out split: {len(keys)} frames "
         f"in {len(clips)} clips, {int(silent.sum())} with silent driving audio "
         f"(mean log-mel < {config.eval.silence_level})")
-  print("mean mouth opening (mouth darkness minus the reference frame's; higher = more open), "
+  print("mean mouth opening (dlib inner-lip gap / interocular distance; 0 = lips touching), "
         "silent / voiced frames:")
   masks = {"all held-out clips": np.ones(len(keys), bool)}
   masks.update({f"clip {c}": clip_of == c for c in chosen})
@@ -156,7 +158,7 @@ def main(argv):
   print("\n".join(l1_table(stats, silent, masks)))
   print(f"renderer's exact openness of the ground truth: silent {exact[silent].mean():.3f}, voiced "
         f"{exact[~silent].mean():.3f} (0 = closed)")
-  print("Pearson of each curve's opening proxy with the renderer's exact openness, all frames: " +
+  print("Pearson of each curve's opening with the renderer's exact openness, all frames: " +
         ", ".join(f"{n} {np.corrcoef(openings[n], exact)[0, 1]:+.3f}" for n, *_ in CURVES))
   print(f"report_from_stats, all held-out frames: silent opening gt "
         f"{report['gt_silent_opening']:+.4f}, output {report['output_silent_opening']:+.4f}, "
@@ -183,8 +185,8 @@ def main(argv):
                        title=f"held-out clip {c} (driving audio: {driving[c]}): the renderer's "
                              f"exact mouth openness of the ground truth (0 = closed)"))
     panels.append(dict(x=t, series=series, shade=sil, y_range=y_range, height=250, x_label="",
-                       title=f"clip {c}, opening proxy (mouth darkness minus the reference "
-                             f"frame's); mean in silence: gt "
+                       title=f"clip {c}, mouth opening (dlib inner-lip gap / interocular); "
+                             f"mean in silence: gt "
                              f"{openings['gt'][rows][sil].mean():+.3f}, output "
                              f"{openings['output'][rows][sil].mean():+.3f}, copy "
                              f"{openings['copy'][rows][sil].mean():+.3f}, shuffled "
@@ -200,7 +202,7 @@ def main(argv):
   legend = [(label, color, width) for _, label, color, width in CURVES] + [
       ("silent driving audio", None, 0)]
   save_panels(FLAGS.out, panels, legend, heading=(
-      f"Mouth opening over time (mouth darkness minus the reference frame's), lip-sync run "
+      f"Mouth opening over time (dlib inner-lip gap / interocular distance), lip-sync run "
       f"{os.path.basename(os.path.normpath(FLAGS.run))} step {step}, cross-driven"))
   print(f"wrote {FLAGS.out}")
 

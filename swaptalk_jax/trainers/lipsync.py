@@ -54,6 +54,9 @@ def to_unit_range(images: jax.Array) -> jax.Array:
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+  """Pearson correlation; 0 when either series is constant (a still mouth follows nothing)."""
+  if np.ptp(x) == 0 or np.ptp(y) == 0:
+    return 0.0
   x, y = x - x.mean(), y - y.mean()
   denom = np.sqrt((x * x).sum() * (y * y).sum())
   return float((x * y).sum() / denom) if denom > 0 else 0.0
@@ -212,8 +215,9 @@ class LipSyncTask(TaskHooks):
   def frame_stats(self, params, batch, cross: bool = True) -> dict[str, jax.Array]:
     """Per-frame figures [B*T] of one batch for the output and each baseline (and 'vq': the
     VQGAN's own reconstruction of the ground truth, the ceiling): lower-face L1 and SSIM, mouth-box
-    L1, mouth darkness (the mouth-opening proxy), code accuracy; the ground truth's darkness and
-    whether the frame's audio is silent; the expert's score per window when an expert is set."""
+    L1, code accuracy, the decoded face as uint8 [B*T, S, S, 3] ('<name>_image': the host reads
+    the mouth opening from it, `mouth_openings`); the ground-truth frame ('gt_image') and whether
+    the frame's audio is silent; the expert's score per window when an expert is set."""
     if cross:
       frames, mel, window = batch["resync_target"], batch["resync_mel"], batch["resync_mel_window"]
     else:
@@ -229,15 +233,11 @@ class LipSyncTask(TaskHooks):
     r0, r1 = (int(round(v * s)) for v in cfg.mouth_rows)
     c0, c1 = (int(round(v * s)) for v in cfg.mouth_cols)
 
-    def darkness(images):   # mean of (0.35 - luminance)+ over the mouth box: dark inner mouth
-      lum = jnp.mean(images[:, r0:r1, c0:c1], axis=-1)
-      return jnp.mean(jnp.maximum(0.35 - lum, 0.0), axis=(1, 2))
+    def as_uint8(images):   # [0, 1] -> uint8: what the host-side landmark measure reads
+      return jnp.round(images * 255.0).astype(jnp.uint8)
 
     codebook = self.lower_codebook(params)
-    # the reference frame's own darkness: mouth opening is read as the change from it, which
-    # removes the identity's and the pose's share of the proxy
-    stats = {"gt_darkness": darkness(gt_images),
-             "reference_darkness": jnp.repeat(darkness(to_unit_range(batch["reference"])), t)}
+    stats = {"gt_image": as_uint8(gt_images)}
     # Silence: the mean log-mel of the frame's own audio (the centre steps of its window).
     frame_mel = flat(mel)
     centre = frame_mel.shape[1] // 2
@@ -256,7 +256,7 @@ class LipSyncTask(TaskHooks):
       stats[f"{name}_lower_ssim"] = ssim(images[:, s // 2:], gt_images[:, s // 2:])
       stats[f"{name}_mouth_l1"] = jnp.mean(jnp.abs(images - gt_images)[:, r0:r1, c0:c1],
                                            axis=(1, 2, 3))
-      stats[f"{name}_darkness"] = darkness(images)
+      stats[f"{name}_image"] = as_uint8(images)
       nearest = jnp.argmin(-token_losses.code_logits(lower, codebook), axis=-1)
       stats[f"{name}_code_accuracy"] = jnp.mean(
           (nearest == flat(out["gt_indices"])).astype(jnp.float32), axis=(1, 2))
@@ -301,10 +301,12 @@ CANDIDATES = ("output",) + BASELINES + ("vq",)
 
 def mouth_openings(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """Per-frame mouth opening of 'gt' and of every candidate in `frame_stats` output (host numpy):
-  its mouth darkness minus the reference frame's, which removes the identity's and the pose's
-  share of the proxy. `resync_report` and the silence figure read the opening from here."""
-  reference = stats["reference_darkness"]
-  return {name: stats[f"{name}_darkness"] - reference for name in ("gt",) + CANDIDATES}
+  dlib's inner-lip gap over the interocular distance on the decoded face (metrics/mouth_frames.py,
+  the one opening measure of the eval; 0 = lips touching). `resync_report` and the silence figure
+  read the opening from here."""
+  from swaptalk_jax.metrics import mouth_frames  # pylint: disable=import-outside-toplevel
+  return {name: mouth_frames.crop_openings(stats[f"{name}_image"])
+          for name in ("gt",) + CANDIDATES}
 
 
 def collect_frame_stats(task: LipSyncTask, params, batches: Iterable[dict], cross: bool = True
@@ -326,15 +328,17 @@ def resync_report(task: LipSyncTask, params, batches: Iterable[dict], cross: boo
   return report_from_stats(collect_frame_stats(task, params, batches, cross))
 
 
-def report_from_stats(stats: dict[str, np.ndarray]) -> dict[str, float]:
+def report_from_stats(stats: dict[str, np.ndarray], openings: Optional[dict] = None
+                      ) -> dict[str, float]:
   """Whole-split figures from per-frame stats (host numpy): means of every per-frame figure;
-  mouth-opening correlation: Pearson over all frames of each candidate's mouth darkness minus the
-  reference frame's against the ground truth's (the proxy of `frame_stats`); silence: the mean of
-  that opening over frames with silent audio, next to the ground truth's."""
-  report = {k: float(v.mean()) for k, v in stats.items() if k not in ("silent",)}
+  mouth-opening correlation: Pearson over all frames of each candidate's mouth opening
+  (`mouth_openings`; pass `openings` when already computed) against the ground truth's; silence:
+  the mean of that opening over frames with silent audio, next to the ground truth's."""
+  report = {k: float(v.mean()) for k, v in stats.items()
+            if k != "silent" and not k.endswith("_image")}
   report["frames"] = len(stats["silent"])
   silent = stats["silent"] > 0.5
-  openings = mouth_openings(stats)
+  openings = mouth_openings(stats) if openings is None else openings
   gt_opening = openings["gt"]
   report["silent_frames"] = int(silent.sum())
   for name in CANDIDATES:
