@@ -1,6 +1,7 @@
 """Identity preservation of a trained VQGAN's reconstructions (metrics/identity_preservation.py,
 dlib's face recogniser), on a prepared synthetic dataset: training identities, the unseen test split,
-and optionally more unseen identities rendered with the dataset's seed and resolution.
+and optionally more unseen identities rendered with the dataset's seed and resolution (then
+decoded at the model's size like the dataset's records, so a 32 px model reads a 64 px set).
 
   python benchmarks/vqgan_identity.py --workdir RUN --data DATA_DIR/synthetic \
       [--config tiny] [--frames_per_clip 6] [--extra_unseen 10]
@@ -27,7 +28,7 @@ import numpy as np  # noqa: E402
 from benchmarks import common  # noqa: E402
 from configs import vqgan as vqgan_config  # noqa: E402
 from swaptalk_jax.core import checkpoint  # noqa: E402
-from swaptalk_jax.data import dataset, encode_tokens  # noqa: E402
+from swaptalk_jax.data import dataset, encode_tokens, records  # noqa: E402
 from swaptalk_jax.metrics import identity_preservation as idp  # noqa: E402
 from swaptalk_jax.models.vqgan import vqgan_from_config  # noqa: E402
 
@@ -35,9 +36,11 @@ COLUMNS = ("set", "reconstruction", "images", "ids", "recon top1", "orig top1", 
            "recon dist", "same-id dist", "diff-id dist", "ratio", "PSNR dB")
 
 
-def rendered_frames(first_identity: int, count: int, params: dict, frames_per_clip: int):
+def rendered_frames(first_identity: int, count: int, params: dict, frames_per_clip: int,
+                    size: int, jpeg_quality: int = 95):
   """Frames of synthetic identities [first, first + count) never in the dataset: 2 clips each,
-  rendered with the dataset's seed, resolution and clip length."""
+  rendered with the dataset's seed, resolution and clip length, then JPEG-coded (prepare's default
+  quality) and decoded at `size` px the way the training pipeline reads the dataset's records."""
   from data_prep import synthetic  # pylint: disable=import-outside-toplevel
   ids = list(range(first_identity, first_identity + count))
   images, labels, groups = [], [], []
@@ -45,11 +48,23 @@ def rendered_frames(first_identity: int, count: int, params: dict, frames_per_cl
     for index in range(2):
       clip = synthetic.make_clip(identity, index, params["seed"], params["seconds"],
                                  params["resolution"], partners=ids)
-      frames = clip.frames[dataset.evenly_spaced(len(clip.frames), frames_per_clip)]
-      images.append(frames)
-      labels += [clip.identity] * len(frames)
-      groups += [clip.clip_id] * len(frames)
-  return np.concatenate(images), np.array(labels), np.array(groups)
+      for frame in clip.frames[dataset.evenly_spaced(len(clip.frames), frames_per_clip)]:
+        images.append(records.decode_jpeg(records.encode_jpeg(frame, jpeg_quality),
+                                          f"identity {identity} clip {index}", size))
+        labels.append(clip.identity)
+        groups.append(clip.clip_id)
+  return np.stack(images), np.array(labels), np.array(groups)
+
+
+def unseen_rendered_frames(dataset_dir: str, count: int, frames_per_clip: int, size: int):
+  """rendered_frames for `count` identities after the dataset's last one (its metadata's params)."""
+  params_json = json.loads((pathlib.Path(dataset_dir) / "metadata.json").read_text()).get(
+      "params", {})
+  missing = [k for k in ("identities", "seed", "seconds", "resolution") if k not in params_json]
+  if missing:
+    raise ValueError(f"{dataset_dir}: extra unseen identities need a synthetic dataset (metadata "
+                     f"params lack {missing})")
+  return rendered_frames(params_json["identities"], count, params_json, frames_per_clip, size)
 
 
 def reconstruct_fn(config, params):
@@ -108,6 +123,8 @@ def main():
   parser.add_argument("--extra_unseen", type=int, default=10,
                       help="also render this many identities beyond the dataset's (0: none)")
   parser.add_argument("--no_ema", action="store_true", help="raw params instead of the EMA")
+  parser.add_argument("--skip_train_ids", action="store_true",
+                      help="only the unseen sets (the training identities' rows take most of the time)")
   args = parser.parse_args()
 
   config = vqgan_config.get_config(args.config)
@@ -117,18 +134,14 @@ def main():
   size = int(config.data.image_size)
   start = time.time()
   rows = []
-  for split, set_name in (("train", "train ids"), ("test", "unseen (test split)")):
+  splits = (("train", "train ids"), ("test", "unseen (test split)"))
+  for split, set_name in splits[1:] if args.skip_train_ids else splits:
     frames = dataset.labelled_frames(dataset_dir, split, args.frames_per_clip, size)
     rows += rows_for(set_name, *frames, reconstruct)
   if args.extra_unseen:
-    params_json = json.loads((pathlib.Path(dataset_dir) / "metadata.json").read_text()).get(
-        "params", {})
-    if params_json.get("resolution") != size:
-      raise ValueError(f"{dataset_dir}: --extra_unseen needs a synthetic dataset rendered at "
-                       f"{size} px (metadata params: {params_json})")
     rows += rows_for(f"unseen (+{args.extra_unseen} rendered)",
-                     *rendered_frames(params_json["identities"], args.extra_unseen, params_json,
-                                      args.frames_per_clip), reconstruct)
+                     *unseen_rendered_frames(dataset_dir, args.extra_unseen, args.frames_per_clip,
+                                             size), reconstruct)
   print(f"VQGAN {args.config} step {step} ({'raw' if args.no_ema else 'EMA'} params) from "
         f"{args.workdir}, data {dataset_dir}, {size} px, {args.frames_per_clip} frames per clip; "
         f"dlib face box {idp.SYNTHETIC_FACE_BOX}; {time.time() - start:.0f} s (CPU shared with "
