@@ -55,6 +55,29 @@ def test_paper_size_shapes(variant, grid):
   assert codebooks["quantizer_lower"]["codebook"].shape == (1024, 256)
 
 
+def test_micro_f4_keeps_the_paper_grid_at_64_px():
+  """configs/vqgan.py:micro_f4 (the CPU chain's 64 px VQGAN): f4 -> the paper's 16x16 token grid,
+  8 rows per half, and indices -> embeddings -> decode comes back to 64 px images. Shapes only
+  (traced, not compiled: fast); the numeric round trip is the micro test above, same code path."""
+  cfg = vqgan_config.get_config("micro_f4")
+  assert cfg.data.image_size == 64 and "micro_f4" in vqgan_config.CPU_VARIANTS
+  model = vqgan_from_config(cfg.model)
+  assert model.downsample_factor == 4
+  images = jax.ShapeDtypeStruct((2, 64, 64, 3), jnp.float32)
+  variables = jax.eval_shape(model.init, jax.random.key(0), images)
+  recon, (upper, lower) = jax.eval_shape(model.apply, variables, images)
+  assert recon.shape == (2, 64, 64, 3)
+  assert upper.quantized.shape == lower.quantized.shape == (2, 8, 16, cfg.model.embed_dim)
+  method = lambda m: (lambda v, x: model.apply(v, x, method=m))
+  indices = jax.eval_shape(method(HalfSplitVQGAN.encode_to_indices), variables, images)
+  assert indices.shape == (2, 16, 16) and indices.dtype == jnp.int32
+  tokens = jax.eval_shape(method(HalfSplitVQGAN.indices_to_embeddings), variables, indices)
+  assert tokens.shape == (2, 16, 16, cfg.model.embed_dim)
+  assert jax.eval_shape(method(HalfSplitVQGAN.decode), variables, tokens).shape == (2, 64, 64, 3)
+  with pytest.raises(ValueError, match="multiples of the downsample factor"):
+    jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct((1, 66, 66, 3), jnp.float32))
+
+
 def test_every_param_has_logical_names():
   cfg = vqgan_config.get_config("tiny")
   task = vqgan_trainer.make_task(cfg)
