@@ -4,7 +4,7 @@ and optionally more unseen identities rendered with the dataset's seed and resol
 decoded at the model's size like the dataset's records, so a 32 px model reads a 64 px set).
 
   python benchmarks/vqgan_identity.py --workdir RUN --data DATA_DIR/synthetic \
-      [--config tiny] [--frames_per_clip 6] [--extra_unseen 10]
+      [--config tiny] [--frames_per_clip 6] [--extra_unseen 10] [--step N] [--skip_train_ids]
 
 Rows per identity set: the VQGAN, the mean image of the set (a reconstruction that keeps nothing of
 the person) and another identity's frame (a wrong identity), all scored against the same originals.
@@ -123,13 +123,14 @@ def main():
   parser.add_argument("--extra_unseen", type=int, default=10,
                       help="also render this many identities beyond the dataset's (0: none)")
   parser.add_argument("--no_ema", action="store_true", help="raw params instead of the EMA")
+  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   parser.add_argument("--skip_train_ids", action="store_true",
                       help="only the unseen sets (the training identities' rows take most of the time)")
   args = parser.parse_args()
 
   config = vqgan_config.get_config(args.config)
   dataset_dir = str(encode_tokens.resolve_dataset_dir(args.data))
-  params, step, _ = checkpoint.load_params(args.workdir, ema=not args.no_ema)
+  params, step, _ = checkpoint.load_params(args.workdir, ema=not args.no_ema, step=args.step)
   reconstruct = reconstruct_fn(config, params)
   size = int(config.data.image_size)
   start = time.time()
