@@ -8,8 +8,9 @@ What it asserts is what was measured to hold (dev runs of this config on the sam
 about half the copy baseline's (0.0085 vs 0.0175). On HELD-OUT identities it does NOT yet beat the
 copy baseline (quantised decode, cross-driven: lower-face L1 0.0778 vs copy 0.0758, SSIM 0.585 vs
 0.608, code accuracy 0.45 vs 0.53; self-driven alike), and the micro VQGAN's 32 px faces keep
-little of the mouth (its own reconstruction's mouth-opening correlation with the ground truth is
-0.17-0.24), so the audio baselines differ from the output by ~0.0003 L1. Those figures are printed,
+little of the mouth (its own reconstruction's mouth-opening correlation with the ground truth was
+0.17-0.24 by the old mouth-darkness proxy; by the dlib inner-lip measure now used,
+metrics/mouth_frames.py, +0.59 for the quickstart VQGAN: benchmarks/mouth_opening_validation.py), so the audio baselines differ from the output by ~0.0003 L1. Those figures are printed,
 not asserted, until the stage generalises (see the issue's report)."""
 import glob
 import os
