@@ -219,8 +219,9 @@ def tried_cell(t) -> str:
   """One tried batch for the table: 'N: peak GiB[ (no)] (s)', 'N: TPU compiler OOM (no) (s)' or,
   for a crashed compile (a 5th element: its fatal line), 'N: compile crashed: <line> (s)'."""
   n, ok, p, sec = t[:4]
-  if len(t) > 4:
-    return f"{n}: compile crashed: {t[4]} ({sec})"
+  if len(t) > 4:   # a note written by hand for a compile stopped on purpose is shown as it is
+    what = t[4] if t[4].startswith("not finished") else f"compile crashed: {t[4]}"
+    return f"{n}: {what} ({sec})"
   what = "TPU compiler OOM" if not ok and not p else format(p, "g")
   return f"{n}: {what}{'' if ok else ' (no)'} ({sec})"
 
@@ -237,11 +238,15 @@ def markdown(results: dict) -> str:
            "| params / chip | optimizer / chip | EMA / chip | frozen / chip | TFLOP / chip / step "
            "| batches tried: peak GiB (compile s) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-  order = {}   # (stage, target) in first-seen order; its remat rows together, 'none' first
+  # stages in PAPER_VARIANTS order, each stage's targets in first-seen order, a (stage, target)'s
+  # remat rows together, 'none' first
+  stages = [f"{s}:{v}" for s, vs in PAPER_VARIANTS.items() for v in vs]
+  targets = {}
   for key in results:
-    order.setdefault(parse_key(key)[:2], len(order))
-  for key in sorted(results, key=lambda k: (order[parse_key(k)[:2]], parse_key(k)[2] != "none",
-                                            k)):
+    targets.setdefault(parse_key(key)[1], len(targets))
+  rank = lambda k: (stages.index(parse_key(k)[0]) if parse_key(k)[0] in stages else len(stages),
+                    parse_key(k)[0], targets[parse_key(k)[1]], parse_key(k)[2] != "none", k)
+  for key in sorted(results, key=rank):
     r = results[key]
     stage, target, remat = parse_key(key)
     if "error" in r:
