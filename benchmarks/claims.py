@@ -73,10 +73,7 @@ def paired_difference(chain: dict, other: dict, seed: int, resamples: int):
 
 
 def verdict(diff, higher_is_better: bool) -> str:
-  if diff.low > 0 or diff.high < 0:
-    chain_ahead = (diff.value > 0) == higher_is_better
-    return "chain better" if chain_ahead else "cascade better"
-  return "not resolved (interval spans 0)"
+  return claims_c3.verdict(diff, higher_is_better, "chain better", "cascade better")
 
 
 def c2_table(doc: dict, seed: int = 0, resamples: int = 1000) -> str:

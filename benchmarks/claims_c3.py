@@ -45,10 +45,12 @@ def paired(row: dict, control: dict, seed: int, resamples: int):
           bootstrap.mean_interval(a - b, resamples=resamples, seed=seed))
 
 
-def verdict(diff, higher_is_better: bool) -> str:
+def verdict(diff, higher_is_better: bool, ahead: str = "identity losses better",
+            behind: str = "L_proxy only better") -> str:
+  """The reading of a paired difference's interval (first row minus the other): which side is
+  better when the interval excludes 0 (claims.py's C2 passes its own labels)."""
   if diff.low > 0 or diff.high < 0:
-    ahead = (diff.value > 0) == higher_is_better
-    return "identity losses better" if ahead else "L_proxy only better"
+    return ahead if (diff.value > 0) == higher_is_better else behind
   return "not resolved (interval spans 0)"
 
 
