@@ -43,13 +43,13 @@ def benchmark_config(variant: str, weights_dir: str | None = None):
     return c
   from swaptalk_jax import params_file  # pylint: disable=g-import-not-at-top
   from swaptalk_jax.models import arcface, lpips  # pylint: disable=g-import-not-at-top
-  variant_r = c.pretrained.arcface_variant
+  variant_r = c.identity.arcface_variant
   c.pretrained.lpips_path = os.path.join(weights_dir, "lpips_random.safetensors")
-  c.pretrained.arcface_path = os.path.join(weights_dir, f"arcface_{variant_r}_random.safetensors")
+  c.identity.arcface_path = os.path.join(weights_dir, f"arcface_{variant_r}_random.safetensors")
   if not os.path.exists(c.pretrained.lpips_path):
     params_file.save_params(c.pretrained.lpips_path, lpips.init_lpips_params(0), network="lpips",
                           variant="vgg16")
-    params_file.save_params(c.pretrained.arcface_path, arcface.init_arcface_params(0, variant_r),
+    params_file.save_params(c.identity.arcface_path, arcface.init_arcface_params(0, variant_r),
                           network="arcface", variant=variant_r)
   return c
 

@@ -4,7 +4,7 @@ and optionally more unseen identities rendered with the dataset's seed and resol
 decoded at the model's size like the dataset's records, so a 32 px model reads a 64 px set).
 
   python benchmarks/vqgan_identity.py --workdir RUN --data DATA_DIR/synthetic \
-      [--config tiny] [--frames_per_clip 6] [--extra_unseen 10] [--step N] [--skip_train_ids]
+      [--config VARIANT] [--frames_per_clip 6] [--extra_unseen 10] [--step N] [--skip_train_ids]
 
 Rows per identity set: the VQGAN, the mean image of the set (a reconstruction that keeps nothing of
 the person) and another identity's frame (a wrong identity), all scored against the same originals.
@@ -118,7 +118,8 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", required=True, help="`swaptalk train` workdir (latest checkpoint)")
   parser.add_argument("--data", required=True, help="prepared dataset: DATA_DIR/synthetic[/1.0.0]")
-  parser.add_argument("--config", default="tiny", help="configs/vqgan.py variant the run used")
+  parser.add_argument("--config", default=None,
+                      help="configs/vqgan.py variant (default: the run's stored config, overrides included)")
   parser.add_argument("--frames_per_clip", type=int, default=6)
   parser.add_argument("--extra_unseen", type=int, default=10,
                       help="also render this many identities beyond the dataset's (0: none)")
@@ -128,9 +129,9 @@ def main():
                       help="only the unseen sets (the training identities' rows take most of the time)")
   args = parser.parse_args()
 
-  config = vqgan_config.get_config(args.config)
   dataset_dir = str(encode_tokens.resolve_dataset_dir(args.data))
-  params, step, _ = checkpoint.load_params(args.workdir, ema=not args.no_ema, step=args.step)
+  params, step, run_config = checkpoint.load_params(args.workdir, ema=not args.no_ema, step=args.step)
+  config = vqgan_config.get_config(args.config) if args.config else run_config
   reconstruct = reconstruct_fn(config, params)
   size = int(config.data.image_size)
   start = time.time()
@@ -143,7 +144,7 @@ def main():
     rows += rows_for(f"unseen (+{args.extra_unseen} rendered)",
                      *unseen_rendered_frames(dataset_dir, args.extra_unseen, args.frames_per_clip,
                                              size), reconstruct)
-  print(f"VQGAN {args.config} step {step} ({'raw' if args.no_ema else 'EMA'} params) from "
+  print(f"VQGAN {config.get('variant')} step {step} ({'raw' if args.no_ema else 'EMA'} params) from "
         f"{args.workdir}, data {dataset_dir}, {size} px, {args.frames_per_clip} frames per clip; "
         f"dlib face box {idp.SYNTHETIC_FACE_BOX}; {time.time() - start:.0f} s (CPU shared with "
         "other jobs)")

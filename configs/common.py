@@ -52,3 +52,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.data = ml_collections.ConfigDict()
   return c
+
+
+def identity_config(kind: str = "none") -> ml_collections.ConfigDict:
+  """Which frozen identity net an identity loss uses (`losses/identity_nets.load`): 'none',
+  'arcface' (converted weights: `swaptalk convert arcface SRC DST`) or 'trained' (a run of
+  `configs/identity.py`). Shared by the VQGAN (L_id) and the swap (L_id_src / L_id_res)."""
+  return ml_collections.ConfigDict(dict(
+      kind=kind,
+      arcface_path=ml_collections.FieldReference(None, field_type=str),
+      arcface_variant="r50",
+      workdir=ml_collections.FieldReference(None, field_type=str),   # kind 'trained'
+  ))

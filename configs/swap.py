@@ -14,7 +14,7 @@ run of `configs/identity.py`); a weight > 0 with kind 'none' is an error at star
 import ml_collections
 
 from configs import vqgan as vqgan_configs
-from configs.common import base_config, optimizer_config
+from configs.common import base_config, identity_config, optimizer_config
 from swaptalk_jax.data import pipelines
 
 VARIANTS = ("transformer", "unet", "tiny", "tiny_unet")
@@ -79,12 +79,7 @@ def get_config(arg: str = "transformer") -> ml_collections.ConfigDict:
       id_src_weight=0.0 if tiny else 0.1,   # L_id_src: 1 - cos(id(D(T~_VQ)), id(source))
       id_res_weight=0.0 if tiny else 0.1,   # L_id_res: 1 - cos(id(D(T~_VQ)), id(Res))
   ))
-  c.identity = ml_collections.ConfigDict(dict(
-      kind="none" if tiny else "arcface",   # 'none' | 'arcface' | 'trained'
-      arcface_path=ml_collections.FieldReference(None, field_type=str),
-      arcface_variant="r50",
-      workdir=ml_collections.FieldReference(None, field_type=str),   # kind 'trained'
-  ))
+  c.identity = identity_config("none" if tiny else "arcface")   # 'none' | 'arcface' | 'trained'
 
   c.data = pipelines.default_data_config()
   c.data.image_size = 64 if tiny else 256        # must be the frozen VQGAN's

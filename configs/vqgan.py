@@ -5,12 +5,14 @@ keeps no identity), `:micro` (32 px, f2, 16x16 tokens: the test suite's VQGAN, ~
 `:micro_f4` (64 px, f4, 16x16 tokens at micro's code size and about micro's parameter count: the
 paper's grid at 64 px for ~2.5x micro's step time; docs/vqgan_identity.md).
 
-LPIPS and the ArcFace identity loss need user-supplied weights (`swaptalk convert`); a weight > 0
-with no file set is an error at start-up. `tiny` switches both OFF explicitly (weights 0).
+LPIPS needs user-supplied weights (`swaptalk convert lpips`); the identity loss needs the net named
+by `identity` (converted ArcFace weights, or `kind='trained'` with a `configs/identity.py` run in
+`identity.workdir`); a weight > 0 with neither is an error at start-up. The CPU variants switch both
+OFF explicitly (weights 0); the quickstart turns the identity loss on with its own identity run.
 """
 import ml_collections
 
-from configs.common import base_config, optimizer_config
+from configs.common import base_config, identity_config, optimizer_config
 from swaptalk_jax.data import pipelines
 
 VARIANTS = ("f16", "f8", "tiny", "tiny_f8", "micro", "micro_f4")
@@ -70,7 +72,7 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0,
       lpips_weight=0.0 if tiny else 1.0,      # tiny: OFF (no VGG16/LPIPS weights configured)
-      identity_weight=0.0 if tiny else 0.1,   # tiny: OFF (no ArcFace weights configured)
+      identity_weight=0.0 if tiny else 0.1,   # tiny: OFF (no identity net configured)
       codebook_weight=1.0,
       commitment_beta=0.25,
       # Dead-code fix: per-token minus batch assignment entropy (losses/vq.py `entropy_loss`).
@@ -90,12 +92,13 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
       every=20 if tiny else 500,
       start=20 if tiny else 1000,
   ))
-  # Frozen pretrained networks, converted with `swaptalk convert {lpips,arcface} SRC DST`.
+  # Frozen LPIPS weights, converted with `swaptalk convert lpips SRC DST`.
   c.pretrained = ml_collections.ConfigDict(dict(
       lpips_path=ml_collections.FieldReference(None, field_type=str),
-      arcface_path=ml_collections.FieldReference(None, field_type=str),
-      arcface_variant="r50",
   ))
+  # The identity loss's frozen net (configs/common.identity_config): converted ArcFace at paper
+  # size; on CPU a `configs/identity.py:tiny` run (kind 'trained') when identity_weight > 0.
+  c.identity = identity_config("none" if tiny else "arcface")
 
   # Periodic eval also counts codebook usage over the whole eval split (swaptalk_jax/evaluators/).
   c.evals.codebook_usage = dict(type="codebook_usage", num_batches=0)   # 0: every eval batch

@@ -1,6 +1,6 @@
 """The identity net the project trains (configs/identity.py, trainers/identity.py): a few steps on the
 stage tests' synthetic set lower the margin loss; the run loads as the swap stage's identity net
-(unit-norm embeddings) and the swap stage trains with it; verification eval on held-out
+(unit-norm embeddings) and the VQGAN and swap stages train with it; verification eval on held-out
 identities; bad inputs fail in one line."""
 import json
 import math
@@ -13,11 +13,13 @@ import pytest
 
 from configs import identity as identity_configs
 from configs import swap as swap_configs
+from configs import vqgan as vqgan_configs
 from core_helpers import apply_overrides
 from generate_helpers import random_vqgan_run
 from stage_fixtures import data_sources
 from swaptalk_jax.aot import batch_specs
 from swaptalk_jax.core import checkpoint
+from swaptalk_jax.core.task import FROZEN
 from swaptalk_jax.core.trainer import global_batch
 from swaptalk_jax.data import pipelines
 from swaptalk_jax.errors import MissingFileError, UserError
@@ -25,6 +27,7 @@ from swaptalk_jax.evaluators import common as evaluators
 from swaptalk_jax.losses.angular_margin import margin_logits
 from swaptalk_jax.metrics import verification
 from swaptalk_jax.trainers import identity as identity_trainer
+from swaptalk_jax.trainers import vqgan as vqgan_trainer
 from swaptalk_jax.trainers.registry import build_trainer
 
 STEPS = 12
@@ -142,6 +145,36 @@ def test_swap_stage_trains_with_the_trained_identity_net(identity_run, stage_dat
       assert 0 < m["swap/id_src"] <= 2 and 0 <= m["swap/id_res"] <= 2
   after = jax.device_get(state.params["swap"])
   assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+
+
+def test_vqgan_trains_with_the_trained_identity_net(identity_run, stage_data, tmp_path):
+  """Stage 0's identity loss through the project's own net (identity.kind='trained'): the loss is
+  measured, its gradient reaches the encoder/decoder, and the frozen net is a jit argument."""
+  c = vqgan_configs.get_config("micro")
+  c.data.sources = data_sources(stage_data)
+  c.data.update(image_size=32, batch_size=4)
+  c.loss.update(identity_weight=0.5, disc_start=10_000)
+  c.identity.update(kind="trained", workdir=identity_run["workdir"])
+  c.train.update(async_checkpointing=False, eval_every=0, checkpoint_every=10_000, num_steps=1)
+  trainer = build_trainer(c, str(tmp_path / "vqgan"), devices=jax.devices()[:1])
+  assert trainer.task.identity_net.name == "identity_tiny" and set(trainer.frozen) == {"identity"}
+  with trainer.scope():
+    state = trainer.restore_or_init()
+    batch = global_batch(next(trainer.train_iter), trainer.batch_sharding)
+    params = {**state.params, FROZEN: trainer.frozen}
+    kernel = lambda g: np.asarray(g["generator"]["encoder"]["conv_in"]["kernel"])
+    grads_with = kernel(jax.grad(lambda p: trainer.task.generator_loss(p, batch, 0)[0])(params))
+    task_without = vqgan_trainer.make_task(apply_overrides(c.copy_and_resolve_references(),
+                                                           {"loss.identity_weight": 0.0}))
+    grads_without = kernel(jax.grad(lambda p: task_without.generator_loss(p, batch, 0)[0])(
+        {k: v for k, v in params.items() if k != FROZEN}))
+    state, m = trainer.train_step(state, batch)      # donates state's buffers
+  m = jax.device_get(m)
+  assert m["nonfinite"] == 0 and 0 < m["generator/identity"] <= 2
+  assert not np.allclose(grads_with, grads_without)   # the identity loss trains E and D
+  with pytest.raises(UserError, match="loss.identity_weight"):
+    vqgan_trainer.make_task(apply_overrides(c, {"loss.identity_weight": 0.1,
+                                                "identity.kind": "none"}))
 
 
 def test_bad_inputs_fail_in_one_line(stage_data, tmp_path):

@@ -250,9 +250,9 @@ def test_config_variants_and_pretrained_errors():
   with pytest.raises(ValueError, match="config.pretrained.lpips_path is not set"):
     vqgan_trainer.make_task(f16)
   f16.loss.lpips_weight = 0.0
-  with pytest.raises(ValueError, match="config.pretrained.arcface_path is not set"):
+  with pytest.raises(ValueError, match="needs config.identity.arcface_path"):
     vqgan_trainer.make_task(f16)
-  f16.pretrained.arcface_path = "/nonexistent/arcface_r50.safetensors"
+  f16.identity.arcface_path = "/nonexistent/arcface_r50.safetensors"
   with pytest.raises(Exception, match="arcface_r50"):
     vqgan_trainer.make_task(f16)
 

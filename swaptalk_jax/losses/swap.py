@@ -8,11 +8,10 @@
   trained itself (`configs/identity.py`). Its params are frozen (stop_gradient); the gradient flows
   through D into T~_VQ.
 """
-import dataclasses
-from typing import Any, Callable
-
 import jax
 import jax.numpy as jnp
+
+from swaptalk_jax.losses.identity_nets import IdentityNet, cosine_distance  # noqa: F401  (re-exported)
 
 
 def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
@@ -27,18 +26,6 @@ def proxy_loss(swapped: jax.Array, res_tokens: jax.Array, has_gt: jax.Array) -> 
   return masked_mean(per_example, has_gt)
 
 
-@dataclasses.dataclass(frozen=True)
-class IdentityNet:
-  """A frozen identity embedder: `embed(params, images [-1, 1] NHWC) -> unit-norm [N, E]`."""
-  name: str
-  embed: Callable[[Any, jax.Array], jax.Array]
-
-
-def cosine_distance(a: jax.Array, b: jax.Array) -> jax.Array:
-  """1 - cos of unit-norm embeddings [N, E] -> [N]."""
-  return 1.0 - jnp.sum(a * b, axis=-1)
-
-
 def identity_losses(net: IdentityNet, params, swapped_images: jax.Array, source: jax.Array,
                     res: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Per-example (L_id_src, L_id_res) [B] of decoded swapped faces; one batched embedding call."""
@@ -47,14 +34,3 @@ def identity_losses(net: IdentityNet, params, swapped_images: jax.Array, source:
   embeddings = net.embed(params, jnp.concatenate([swapped_images, refs], axis=0))
   e_swap, e_src, e_res = jnp.split(embeddings, 3, axis=0)
   return cosine_distance(e_swap, e_src), cosine_distance(e_swap, e_res)
-
-
-def arcface_identity_net(variant: str) -> IdentityNet:
-  """Converted ArcFace weights: faces cut to ArcFace's region and resized to 112 (losses.identity)."""
-  from swaptalk_jax.losses import identity  # pylint: disable=g-import-not-at-top
-  from swaptalk_jax.models import arcface  # pylint: disable=g-import-not-at-top
-
-  def embed(params, images):
-    return arcface.arcface_embed(params, identity.crop_for_arcface(images))
-
-  return IdentityNet(f"arcface_{variant}", embed)

@@ -18,6 +18,7 @@ import ml_collections
 
 from swaptalk_jax.core.task import FROZEN, TaskHooks
 from swaptalk_jax.errors import UserError
+from swaptalk_jax.losses import identity_nets
 from swaptalk_jax.losses import swap as swap_losses
 from swaptalk_jax.metrics.image_quality import ssim
 from swaptalk_jax.models.remat import without_remat
@@ -76,25 +77,8 @@ def load_frozen_vqgan(config: ml_collections.ConfigDict) -> tuple[HalfSplitVQGAN
 def load_identity_net(config: ml_collections.ConfigDict
                       ) -> tuple[Optional[swap_losses.IdentityNet], Any]:
   """(IdentityNet, params) of `config.identity`, or (None, None) when no identity loss is on."""
-  cfg, ident = config.loss, config.identity
-  weights = {k: cfg[k] for k in ("id_src_weight", "id_res_weight") if cfg[k]}
-  if not weights:
-    return None, None
-  if ident.kind == "none":
-    raise UserError(f"config.loss {weights} needs an identity network but config.identity.kind is "
-                    "'none'; set it to 'arcface' (with identity.arcface_path) or 'trained' (with "
-                    "identity.workdir), or set the weights to 0")
-  if ident.kind == "arcface":
-    if not ident.arcface_path:
-      raise UserError("config.identity.kind='arcface' needs config.identity.arcface_path (convert "
-                      "the weights with `swaptalk convert arcface SRC DST`)")
-    from swaptalk_jax.losses import identity  # pylint: disable=g-import-not-at-top
-    return (swap_losses.arcface_identity_net(ident.arcface_variant),
-            identity.load_arcface_params(ident.arcface_path, ident.arcface_variant))
-  if ident.kind == "trained":
-    from swaptalk_jax.trainers import identity as identity_trainer  # pylint: disable=g-import-not-at-top
-    return identity_trainer.load_identity_net(ident.workdir)
-  raise UserError(f"config.identity.kind={ident.kind!r}; use 'none', 'arcface' or 'trained'")
+  return identity_nets.load(config.identity, {f"loss.{k}": config.loss[k]
+                                              for k in ("id_src_weight", "id_res_weight")})
 
 
 # ----------------------------------------------------------------------------- the task

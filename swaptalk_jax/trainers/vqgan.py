@@ -1,13 +1,14 @@
 """Stage 0 trainer: the half-split VQGAN (generator) against a PatchGAN (discriminator).
 
-Generator loss = l1 * L1 + lpips * LPIPS + identity * (1 - cos ArcFace) + codebook * VQ
+Generator loss = l1 * L1 + lpips * LPIPS + identity * (1 - cos id) + codebook * VQ, where id is
+`config.identity`'s frozen net (converted ArcFace or a `configs/identity.py` run)
   + entropy * usage entropy + [step >= disc_start] * gan_weight * adaptive * hinge_G.
 The adaptive weight (taming) balances the gradient norms of the reconstruction (L1 + LPIPS) and GAN
 terms at the decoder's last conv kernel. The discriminator (hinge) sees the generator's
 reconstructions through the carry and is updated from `disc_start` on.
 """
 import dataclasses
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -17,6 +18,7 @@ import ml_collections
 from swaptalk_jax.core.task import FROZEN, STATS, TaskHooks
 from swaptalk_jax.errors import UserError
 from swaptalk_jax.losses import gan as gan_losses
+from swaptalk_jax.losses import identity_nets
 from swaptalk_jax.losses import vq as vq_losses
 from swaptalk_jax.models.conv_ops import conv2d
 from swaptalk_jax.metrics.image_quality import psnr, ssim
@@ -34,39 +36,31 @@ def to_unit_range(images: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- pretrained nets
-def load_frozen_nets(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The frozen pretrained nets whose loss weight is > 0: {'lpips': params, 'arcface': params}.
+def load_frozen_nets(config: ml_collections.ConfigDict
+                     ) -> tuple[dict[str, Any], Optional[identity_nets.IdentityNet]]:
+  """The frozen pretrained nets whose loss weight is > 0: ({'lpips': params, 'identity': params},
+  the identity net of `config.identity` or None).
 
   A weight > 0 without a weights file is a configuration error: never a random network instead.
   """
-  cfg, files = config.loss, config.pretrained
+  cfg = config.loss
   frozen = {}
-  for name, weight, field in (("lpips", cfg.lpips_weight, "lpips_path"),
-                              ("arcface", cfg.identity_weight, "arcface_path")):
-    if not weight:
-      continue
-    kind = "lpips" if name == "lpips" else "identity"
-    if not files[field]:
-      raise UserError(f"config.loss.{kind}_weight={weight} needs pretrained weights but "
-                       f"config.pretrained.{field} is not set; convert them with `swaptalk convert "
-                       f"{name} SRC DST` or set the weight to 0")
-    if name == "lpips":
-      from swaptalk_jax.losses import perceptual  # pylint: disable=g-import-not-at-top
-      frozen[name] = perceptual.load_lpips_params(files[field])
-    else:
-      from swaptalk_jax.losses import identity  # pylint: disable=g-import-not-at-top
-      frozen[name] = identity.load_arcface_params(files[field], files.arcface_variant)
-  return frozen
+  if cfg.lpips_weight:
+    if not config.pretrained.lpips_path:
+      raise UserError(f"config.loss.lpips_weight={cfg.lpips_weight} needs pretrained weights but "
+                      "config.pretrained.lpips_path is not set; convert them with `swaptalk "
+                      "convert lpips SRC DST` or set the weight to 0")
+    from swaptalk_jax.losses import perceptual  # pylint: disable=g-import-not-at-top
+    frozen["lpips"] = perceptual.load_lpips_params(config.pretrained.lpips_path)
+  net, params = identity_nets.load(config.identity, {"loss.identity_weight": cfg.identity_weight})
+  if net is not None:
+    frozen["identity"] = params
+  return frozen, net
 
 
 def _lpips(frozen, x: jax.Array, y: jax.Array) -> jax.Array:
   from swaptalk_jax.losses import perceptual  # pylint: disable=g-import-not-at-top
   return perceptual.lpips_loss(frozen["lpips"], x, y)
-
-
-def _identity(frozen, x: jax.Array, y: jax.Array) -> jax.Array:
-  from swaptalk_jax.losses import identity  # pylint: disable=g-import-not-at-top
-  return identity.identity_loss(frozen["arcface"], x, y)
 
 
 # ----------------------------------------------------------------------------- the task
@@ -77,7 +71,8 @@ class VQGANTask(TaskHooks):
   discriminator: PatchGANDiscriminator
   loss_config: ml_collections.ConfigDict
   restart_config: ml_collections.ConfigDict
-  frozen_nets: dict[str, Any] = dataclasses.field(default_factory=dict)  # 'lpips', 'arcface'
+  frozen_nets: dict[str, Any] = dataclasses.field(default_factory=dict)  # 'lpips', 'identity'
+  identity_net: Optional[identity_nets.IdentityNet] = None   # set with frozen_nets['identity']
   groups: tuple[str, ...] = ("generator", "discriminator")
   ema_groups: tuple[str, ...] = ("generator",)
 
@@ -114,6 +109,10 @@ class VQGANTask(TaskHooks):
       loss = loss + cfg.lpips_weight * jnp.mean(_lpips(frozen, recon, images))
     return loss
 
+  def _identity(self, frozen, recon: jax.Array, images: jax.Array) -> jax.Array:
+    """Per-example 1 - cos(id(recon), id(images)) [N] through the frozen identity net."""
+    return identity_nets.identity_distance(self.identity_net, frozen["identity"], recon, images)
+
   def _disc_logits(self, disc_params, images: jax.Array) -> jax.Array:
     return self.discriminator.apply({"params": disc_params}, images)
 
@@ -128,8 +127,8 @@ class VQGANTask(TaskHooks):
     total = self._reconstruction_loss(frozen, images, recon)
     if "lpips" in frozen:
       metrics["lpips"] = jnp.mean(_lpips(frozen, recon, images))
-    if "arcface" in frozen:
-      metrics["identity"] = jnp.mean(_identity(frozen, recon, images))
+    if self.identity_net is not None:
+      metrics["identity"] = jnp.mean(self._identity(frozen, recon, images))
       total = total + cfg.identity_weight * metrics["identity"]
     metrics[STATS] = {name: vq_losses.code_histogram(q.indices, self.model.num_codes)
                       for name, q in zip(HALVES, (upper, lower))}   # also the usage metrics
@@ -240,8 +239,8 @@ class VQGANTask(TaskHooks):
     frozen = self._frozen(params)
     if "lpips" in frozen:
       metrics["lpips"] = jnp.mean(_lpips(frozen, recon, images))
-    if "arcface" in frozen:
-      metrics["identity_similarity"] = 1.0 - jnp.mean(_identity(frozen, recon, images))
+    if self.identity_net is not None:
+      metrics["identity_similarity"] = 1.0 - jnp.mean(self._identity(frozen, recon, images))
     for name, q in zip(HALVES, (upper, lower)):
       usage = vq_losses.usage_metrics(vq_losses.code_histogram(q.indices, self.model.num_codes))
       metrics.update({f"{k}_{name}": v for k, v in usage.items()})
@@ -271,13 +270,14 @@ def make_task(config: ml_collections.ConfigDict) -> VQGANTask:
   dtype = jnp.dtype(config.train.compute_dtype)
   d = config.discriminator
   cfg = config.loss
+  frozen_nets, identity_net = load_frozen_nets(config)
   return VQGANTask(
       model=vqgan_from_config(config.model, dtype),
       discriminator=PatchGANDiscriminator(d.base_features, d.num_layers, num_groups=d.num_groups,
                                           dtype=dtype),
       loss_config=cfg,
       restart_config=config.codebook_restart,
-      frozen_nets=load_frozen_nets(config))
+      frozen_nets=frozen_nets, identity_net=identity_net)
 
 
 # ----------------------------------------------------------------------------- data
