@@ -32,12 +32,12 @@ from data_prep.synthetic.motion import Motion
 from data_prep.synthetic.renderer import render
 from swaptalk_jax.data.clip import FPS, SAMPLE_RATE
 from swaptalk_jax.errors import MissingFileError, UserError
+from swaptalk_jax.metrics import mouth_frames
 
 SPLIT = "test"
 _DEMO = 7   # rng purpose key of the case's choices (clips.py keys are 1-3)
-# dlib places the OUTER lip contour more reliably on the synthetic faces (metrics/mouth.py: 0.80
-# vs 0.62 correlation with the exact openness at 64 px), so the mouth figure uses it.
-LIPS = "outer"
+# The lip contour of every mouth figure (metrics/mouth_frames.py: inner; docs/lipsync_table_v.md).
+LIPS = mouth_frames.LIPS
 GALLERY_FRAMES_PER_CLIP = 8
 CASE_FILES = ("case.json", "source.png", "target.mp4", "audio.wav", "ground_truth.npz")
 
