@@ -55,7 +55,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def identity_config(kind: str = "none") -> ml_collections.ConfigDict:
-  """Which frozen identity net an identity loss uses (`losses/identity_nets.load`): 'none',
+  """Which frozen identity net an identity loss uses (`trainers/identity.identity_net_for`): 'none',
   'arcface' (converted weights: `swaptalk convert arcface SRC DST`) or 'trained' (a run of
   `configs/identity.py`). Shared by the VQGAN (L_id) and the swap (L_id_src / L_id_res)."""
   return ml_collections.ConfigDict(dict(

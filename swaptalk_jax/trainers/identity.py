@@ -9,7 +9,7 @@ trains on batch statistics; their running averages live in the task state (momen
 update, so the params alone are the inference network (what `load_identity_net` returns).
 """
 import dataclasses
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -19,7 +19,7 @@ from flax import traverse_util
 
 from swaptalk_jax.core.task import STATS, TaskHooks
 from swaptalk_jax.errors import UserError
-from swaptalk_jax.losses import swap as swap_losses
+from swaptalk_jax.losses import identity_nets
 from swaptalk_jax.losses.angular_margin import margin_softmax_loss
 from swaptalk_jax.models.arcface import IResNet
 from swaptalk_jax.models.margin_head import MarginHead, l2_normalise
@@ -179,7 +179,7 @@ def make_task(config: ml_collections.ConfigDict) -> IdentityTask:
 
 # ----------------------------------------------------------------------------- loading a run
 def identity_net_from_config(model: ml_collections.ConfigDict, name: str = "trained"
-                             ) -> swap_losses.IdentityNet:
+                             ) -> identity_nets.IdentityNet:
   """The IdentityNet of a trained run's model config: any [-1, 1] NHWC face crops, resized to the
   net's input size as in training -> unit-norm [N, embedding_dim]."""
   net = iresnet_from_config(model)
@@ -188,11 +188,11 @@ def identity_net_from_config(model: ml_collections.ConfigDict, name: str = "trai
   def embed(params, images):
     return l2_normalise(net.apply({"params": params}, to_input_size(images, size)))
 
-  return swap_losses.IdentityNet(f"identity_{name}", embed)
+  return identity_nets.IdentityNet(f"identity_{name}", embed)
 
 
 def load_identity_net(workdir: str | None, ema: bool = True
-                      ) -> tuple[swap_losses.IdentityNet, Any]:
+                      ) -> tuple[identity_nets.IdentityNet, Any]:
   """(IdentityNet, embedder params as device arrays) of a `configs/identity.py` run directory."""
   import json  # pylint: disable=import-outside-toplevel
   from swaptalk_jax.core import checkpoint  # pylint: disable=import-outside-toplevel
@@ -210,6 +210,31 @@ def load_identity_net(workdir: str | None, ema: bool = True
   params, _, config = checkpoint.load_params(workdir, "embedder", ema)
   return (identity_net_from_config(config.model, str(config.get("variant", "trained"))),
           jax.tree.map(jnp.asarray, params))
+
+
+def identity_net_for(ident: ml_collections.ConfigDict, weights: dict[str, float]
+                     ) -> tuple[Optional[identity_nets.IdentityNet], Any]:
+  """(IdentityNet, params) of a stage config's `identity` block (configs/common.identity_config),
+  or (None, None) when every identity-loss weight in `weights` ({'loss.<name>': value}) is 0.
+  The one loader of the VQGAN's and the swap's identity losses; a weight > 0 without a usable
+  network is a UserError at start-up, never a random network instead."""
+  on = {k: v for k, v in weights.items() if v}
+  if not on:
+    return None, None
+  if ident.kind == "none":
+    raise UserError(f"config {on} needs an identity network but config.identity.kind is 'none'; "
+                    "set it to 'arcface' (with identity.arcface_path) or 'trained' (with "
+                    "identity.workdir), or set the weights to 0")
+  if ident.kind == "arcface":
+    if not ident.arcface_path:
+      raise UserError("config.identity.kind='arcface' needs config.identity.arcface_path (convert "
+                      "the weights with `swaptalk convert arcface SRC DST`)")
+    from swaptalk_jax.losses import identity  # pylint: disable=import-outside-toplevel
+    return (identity_nets.arcface_identity_net(ident.arcface_variant),
+            identity.load_arcface_params(ident.arcface_path, ident.arcface_variant))
+  if ident.kind == "trained":
+    return load_identity_net(ident.workdir)
+  raise UserError(f"config.identity.kind={ident.kind!r}; use 'none', 'arcface' or 'trained'")
 
 
 # ----------------------------------------------------------------------------- data

@@ -18,7 +18,6 @@ import ml_collections
 
 from swaptalk_jax.core.task import FROZEN, TaskHooks
 from swaptalk_jax.errors import UserError
-from swaptalk_jax.losses import identity_nets
 from swaptalk_jax.losses import swap as swap_losses
 from swaptalk_jax.metrics.image_quality import ssim
 from swaptalk_jax.models.remat import without_remat
@@ -77,8 +76,9 @@ def load_frozen_vqgan(config: ml_collections.ConfigDict) -> tuple[HalfSplitVQGAN
 def load_identity_net(config: ml_collections.ConfigDict
                       ) -> tuple[Optional[swap_losses.IdentityNet], Any]:
   """(IdentityNet, params) of `config.identity`, or (None, None) when no identity loss is on."""
-  return identity_nets.load(config.identity, {f"loss.{k}": config.loss[k]
-                                              for k in ("id_src_weight", "id_res_weight")})
+  from swaptalk_jax.trainers import identity as identity_trainer  # pylint: disable=g-import-not-at-top
+  return identity_trainer.identity_net_for(config.identity, {
+      f"loss.{k}": config.loss[k] for k in ("id_src_weight", "id_res_weight")})
 
 
 # ----------------------------------------------------------------------------- the task

@@ -52,7 +52,9 @@ def load_frozen_nets(config: ml_collections.ConfigDict
                       "convert lpips SRC DST` or set the weight to 0")
     from swaptalk_jax.losses import perceptual  # pylint: disable=g-import-not-at-top
     frozen["lpips"] = perceptual.load_lpips_params(config.pretrained.lpips_path)
-  net, params = identity_nets.load(config.identity, {"loss.identity_weight": cfg.identity_weight})
+  from swaptalk_jax.trainers import identity as identity_trainer  # pylint: disable=g-import-not-at-top
+  net, params = identity_trainer.identity_net_for(config.identity,
+                                                  {"loss.identity_weight": cfg.identity_weight})
   if net is not None:
     frozen["identity"] = params
   return frozen, net
