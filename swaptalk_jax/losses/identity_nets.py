@@ -5,7 +5,7 @@ One config block (`configs/common.identity_config`) and one loader (`trainers/id
 identity_net_for`: it reads runs, so it lives with the trainers) serve both stages.
 """
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
