@@ -48,3 +48,35 @@ def one_process_toy_run(tmp_path_factory) -> str:
   _, err = proc.communicate(timeout=600)
   assert proc.returncode == 0, err[-3000:]
   return workdir
+
+
+# Parallel runs (`pytest -n 2`, tools/test.sh): every test goes to an xdist group, so that each
+# expensive shared fixture is made once. Modules that use the trained stage fixtures (the micro
+# VQGAN and the lip expert over it) form one group, run first: it is the longest chain of work;
+# the two launcher tests that share the one-process reference run form another; every other module
+# is its own group (its module-scoped fixtures are made once). Without xdist nothing changes.
+STAGE_FIXTURES = frozenset({"tiny_vqgan", "lip_expert"})
+
+
+def _xdist_group(item, stage_modules, toy_modules) -> str:
+  module = item.nodeid.split("::")[0]
+  if module in stage_modules:
+    return "stage_chain"
+  if module in toy_modules:
+    return "one_process_toy_run"
+  return module
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+  if not config.pluginmanager.hasplugin("xdist") or config.getoption("dist", "no") != "loadgroup":
+    return
+  modules = lambda names: {i.nodeid.split("::")[0] for i in items  # noqa: E731
+                           if names & set(getattr(i, "fixturenames", ()))}
+  stage_modules = modules(STAGE_FIXTURES)
+  toy_modules = modules({"one_process_toy_run"}) - stage_modules
+  groups = {}
+  for item in items:
+    groups[item.nodeid] = _xdist_group(item, stage_modules, toy_modules)
+    item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+  items.sort(key=lambda i: groups[i.nodeid] != "stage_chain")   # stable: file order otherwise

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the tests need and runs them on 8 fake CPU devices:
-#  1. the whole suite in .venv (Python 3.11, jax 0.10.x, PyTorch CPU for the parity tests);
+#  1. the whole suite in .venv (Python 3.11, jax 0.10.x, PyTorch CPU for the parity tests), in two
+#     pytest-xdist workers: much of the suite is single-threaded (compilation, subprocess start-up,
+#     dlib, I/O) and leaves a core idle; tests/conftest.py groups the tests so that each shared
+#     trained fixture is made once (the stage-fixture modules run together, first);
 #  2. the core, model and data tests again in .venv312 (Python 3.12, current jax 0.12) — what pod
 #     users run. Extra arguments go to the first pytest run.
 # Run 2 (its venv setup included) goes in the background, alongside run 1, at a lower priority
@@ -29,7 +32,8 @@ set +m
 trap 'kill -- -"$pid312" 2>/dev/null || true' EXIT
 
 status311=0
-.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@" || status311=$?
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 -n 2 --dist loadgroup "$@" \
+  || status311=$?
 status312=0
 wait "$pid312" || status312=$?
 echo
