@@ -9,6 +9,9 @@ import logging
 import os
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
 def maybe_initialize() -> None:
@@ -26,3 +29,20 @@ def maybe_initialize() -> None:
     return
   logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
+  if jax.default_backend() == "cpu" and jax.process_count() > 1:
+    _open_gloo_context()
+
+
+def _open_gloo_context() -> None:
+  """One reduction over every device while the processes are still in step.
+
+  Gloo builds the context of a device group at its first collective and gives the peers only 30 s
+  to meet; a process that compiles the train step 30 s later than the others (a loaded machine)
+  then fails with 'Gloo context initialization failed'. Opened here, right after initialize's own
+  barrier, the all-device context is reused by the data-parallel step, which then waits as long
+  as its peers need."""
+  mesh = Mesh(np.array(jax.devices()), ("all",))
+  local = np.ones((jax.local_device_count(),), np.float32)
+  x = jax.make_array_from_process_local_data(NamedSharding(mesh, PartitionSpec("all")), local)
+  total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, PartitionSpec()))(x)
+  assert float(total) == jax.device_count(), float(total)
