@@ -73,6 +73,9 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
       l1_weight=1.0,
       lpips_weight=0.0 if tiny else 1.0,      # tiny: OFF (no VGG16/LPIPS weights configured)
       identity_weight=0.0 if tiny else 0.1,   # tiny: OFF (no identity net configured)
+      # LPIPS-style distance on the identity net's feature maps, inside the reconstruction term:
+      # a face-trained perceptual loss where the VGG/LPIPS weights are absent (not in the paper)
+      identity_feature_weight=0.0,
       codebook_weight=1.0,
       commitment_beta=0.25,
       # Dead-code fix: per-token minus batch assignment entropy (losses/vq.py `entropy_loss`).

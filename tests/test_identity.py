@@ -148,12 +148,13 @@ def test_swap_stage_trains_with_the_trained_identity_net(identity_run, stage_dat
 
 
 def test_vqgan_trains_with_the_trained_identity_net(identity_run, stage_data, tmp_path):
-  """Stage 0's identity loss through the project's own net (identity.kind='trained'): the loss is
-  measured in the train step and the frozen net is a jit argument."""
+  """Stage 0's identity loss and identity-feature (perceptual) term through the project's own net
+  (identity.kind='trained'): both are measured in the train step, the frozen net is a jit
+  argument, and either weight without a net is one clear error."""
   c = vqgan_configs.get_config("micro")
   c.data.sources = data_sources(stage_data)
   c.data.update(image_size=32, batch_size=4)
-  c.loss.update(identity_weight=0.5, disc_start=10_000)
+  c.loss.update(identity_weight=0.5, identity_feature_weight=0.5, disc_start=10_000)
   c.identity.update(kind="trained", workdir=identity_run["workdir"])
   c.train.update(async_checkpointing=False, eval_every=0, checkpoint_every=10_000, num_steps=1)
   trainer = build_trainer(c, str(tmp_path / "vqgan"), devices=jax.devices()[:1])
@@ -164,23 +165,30 @@ def test_vqgan_trains_with_the_trained_identity_net(identity_run, stage_data, tm
                                                       trainer.batch_sharding))
   m = jax.device_get(m)
   assert m["nonfinite"] == 0 and 0 < m["generator/identity"] <= 2
+  assert 0 < m["generator/identity_features"] <= 16     # 4 maps, each at most 4
   with pytest.raises(UserError, match="loss.identity_weight"):
     vqgan_trainer.make_task(apply_overrides(c, {"loss.identity_weight": 0.1,
                                                 "identity.kind": "none"}))
+  with pytest.raises(UserError, match="loss.identity_feature_weight"):
+    vqgan_trainer.make_task(apply_overrides(c, {"loss.identity_weight": 0.0,
+                                                "identity.kind": "none"}))
 
 
-def test_identity_distance_trains_the_first_argument_only(identity_run):
-  """1 - cos through the frozen net: the gradient reaches the reconstruction, never the
-  reference images or the net's params."""
+@pytest.mark.parametrize("distance", [identity_nets.identity_distance,
+                                      identity_nets.feature_distance])
+def test_identity_distance_trains_the_first_argument_only(identity_run, distance):
+  """1 - cos, and the feature-map distance, through the frozen net: the gradient reaches the
+  reconstruction, never the reference images or the net's params; zero for identical images."""
   net, params = identity_trainer.load_identity_net(identity_run["workdir"])
   x, y = (jax.random.uniform(jax.random.key(i), (2, 32, 32, 3), minval=-1, maxval=1)
           for i in (0, 1))
-  loss = lambda p, a, b: identity_nets.identity_distance(net, p, a, b).sum()
+  assert float(distance(net, params, x, y).min()) > 0
+  loss = lambda p, a, b: distance(net, p, a, b).sum()
   g_params, g_x, g_y = jax.grad(loss, argnums=(0, 1, 2))(params, x, y)
   assert float(jnp.abs(g_x).sum()) > 0
   assert float(jnp.abs(g_y).sum()) == 0
   assert all(float(jnp.abs(g).sum()) == 0 for g in jax.tree.leaves(g_params))
-  d = identity_nets.identity_distance(net, params, x, x)
+  d = distance(net, params, x, x)
   np.testing.assert_allclose(np.asarray(d), 0.0, atol=1e-5)
 
 

@@ -170,6 +170,18 @@ class IResNet(nn.Module):
     return bn("features", jnp.float32)(x)
 
 
+def stage_features(model: IResNet, params: dict, x: jax.Array) -> list[jax.Array]:
+  """The output of each of the 4 stages (its last IBasicBlock) [N, h, w, C_s], shallow to deep:
+  the feature maps an LPIPS-style distance compares (losses/identity_nets.feature_distance)."""
+  last = {f"layer{s}_{count - 1}" for s, count in enumerate(model.blocks, start=1)}
+  _, state = model.apply({"params": params}, x, capture_intermediates=lambda mdl, method: (
+      isinstance(mdl, IBasicBlock) and mdl.name in last and method == "__call__"),
+                         mutable=["intermediates"])
+  captured = state["intermediates"]
+  return [captured[f"layer{s}_{count - 1}"]["__call__"][0]
+          for s, count in enumerate(model.blocks, start=1)]
+
+
 def iresnet(variant: str = "r50", dtype: Dtype = jnp.float32) -> IResNet:
   if variant not in VARIANTS:
     raise ValueError(f"unknown IResNet variant {variant!r}; choose from {sorted(VARIANTS)}")

@@ -21,7 +21,7 @@ from swaptalk_jax.core.task import STATS, TaskHooks
 from swaptalk_jax.errors import UserError
 from swaptalk_jax.losses import identity_nets
 from swaptalk_jax.losses.angular_margin import margin_softmax_loss
-from swaptalk_jax.models.arcface import IResNet
+from swaptalk_jax.models.arcface import IResNet, stage_features
 from swaptalk_jax.models.margin_head import MarginHead, l2_normalise
 
 STAGE = "identity"
@@ -188,7 +188,10 @@ def identity_net_from_config(model: ml_collections.ConfigDict, name: str = "trai
   def embed(params, images):
     return l2_normalise(net.apply({"params": params}, to_input_size(images, size)))
 
-  return identity_nets.IdentityNet(f"identity_{name}", embed)
+  def features(params, images):
+    return stage_features(net, params, to_input_size(images, size))
+
+  return identity_nets.IdentityNet(f"identity_{name}", embed, features)
 
 
 def load_identity_net(workdir: str | None, ema: bool = True

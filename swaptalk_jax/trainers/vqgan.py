@@ -1,10 +1,11 @@
 """Stage 0 trainer: the half-split VQGAN (generator) against a PatchGAN (discriminator).
 
-Generator loss = l1 * L1 + lpips * LPIPS + identity * (1 - cos id) + codebook * VQ, where id is
-`config.identity`'s frozen net (converted ArcFace or a `configs/identity.py` run)
+Generator loss = l1 * L1 + lpips * LPIPS + identity_feature * F + identity * (1 - cos id)
+  + codebook * VQ, where id is `config.identity`'s frozen net (converted ArcFace or a
+  `configs/identity.py` run) and F an LPIPS-style distance on its feature maps
   + entropy * usage entropy + [step >= disc_start] * gan_weight * adaptive * hinge_G.
-The adaptive weight (taming) balances the gradient norms of the reconstruction (L1 + LPIPS) and GAN
-terms at the decoder's last conv kernel. The discriminator (hinge) sees the generator's
+The adaptive weight (taming) balances the gradient norms of the reconstruction (L1 + LPIPS + F)
+and GAN terms at the decoder's last conv kernel. The discriminator (hinge) sees the generator's
 reconstructions through the carry and is updated from `disc_start` on.
 """
 import dataclasses
@@ -53,8 +54,9 @@ def load_frozen_nets(config: ml_collections.ConfigDict
     from swaptalk_jax.losses import perceptual  # pylint: disable=g-import-not-at-top
     frozen["lpips"] = perceptual.load_lpips_params(config.pretrained.lpips_path)
   from swaptalk_jax.trainers import identity as identity_trainer  # pylint: disable=g-import-not-at-top
-  net, params = identity_trainer.identity_net_for(config.identity,
-                                                  {"loss.identity_weight": cfg.identity_weight})
+  net, params = identity_trainer.identity_net_for(
+      config.identity, {"loss.identity_weight": cfg.identity_weight,
+                        "loss.identity_feature_weight": cfg.get("identity_feature_weight", 0.0)})
   if net is not None:
     frozen["identity"] = params
   return frozen, net
@@ -104,12 +106,25 @@ class VQGANTask(TaskHooks):
     return frozen
 
   def _reconstruction_loss(self, frozen, images: jax.Array, recon: jax.Array) -> jax.Array:
-    """The "NLL" term of the adaptive weight: l1 * L1 + lpips * LPIPS (scalar)."""
+    """The "NLL" term of the adaptive weight: l1 * L1 + lpips * LPIPS + identity_feature *
+    (LPIPS-style distance on the identity net's feature maps) (scalar)."""
     cfg = self.loss_config
     loss = cfg.l1_weight * jnp.mean(jnp.abs(images - recon))
     if "lpips" in frozen:
       loss = loss + cfg.lpips_weight * jnp.mean(_lpips(frozen, recon, images))
+    if self._identity_feature_weight:
+      loss = loss + self._identity_feature_weight * jnp.mean(
+          self._identity_features(frozen, recon, images))
     return loss
+
+  @property
+  def _identity_feature_weight(self) -> float:
+    return float(self.loss_config.get("identity_feature_weight", 0.0)) if self.identity_net else 0.0
+
+  def _identity_features(self, frozen, recon: jax.Array, images: jax.Array) -> jax.Array:
+    """Per-example feature-map distance [N] through the frozen identity net (the face-trained
+    perceptual term: losses/identity_nets.feature_distance)."""
+    return identity_nets.feature_distance(self.identity_net, frozen["identity"], recon, images)
 
   def _identity(self, frozen, recon: jax.Array, images: jax.Array) -> jax.Array:
     """Per-example 1 - cos(id(recon), id(images)) [N] through the frozen identity net."""
@@ -132,6 +147,8 @@ class VQGANTask(TaskHooks):
     if self.identity_net is not None:
       metrics["identity"] = jnp.mean(self._identity(frozen, recon, images))
       total = total + cfg.identity_weight * metrics["identity"]
+    if self._identity_feature_weight:
+      metrics["identity_features"] = jnp.mean(self._identity_features(frozen, recon, images))
     metrics[STATS] = {name: vq_losses.code_histogram(q.indices, self.model.num_codes)
                       for name, q in zip(HALVES, (upper, lower))}   # also the usage metrics
     for name, q in zip(HALVES, (upper, lower)):
