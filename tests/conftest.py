@@ -51,32 +51,50 @@ def one_process_toy_run(tmp_path_factory) -> str:
 
 
 # Parallel runs (`pytest -n 2`, tools/test.sh): every test goes to an xdist group, so that each
-# expensive shared fixture is made once. Modules that use the trained stage fixtures (the micro
+# expensive shared fixture is made once. The tests that use the trained stage fixtures (the micro
 # VQGAN and the lip expert over it) form one group, run first: it is the longest chain of work;
-# the two launcher tests that share the one-process reference run form another; every other module
-# is its own group (its module-scoped fixtures are made once). Without xdist nothing changes.
+# the modules of the two launcher tests that share the one-process reference run form another;
+# every other test goes with its module (its module-scoped fixtures are made once; the rest of a
+# stage test's module may run on the other worker). Without xdist nothing changes.
 STAGE_FIXTURES = frozenset({"tiny_vqgan", "lip_expert"})
 
 
-def _xdist_group(item, stage_modules, toy_modules) -> str:
+def _xdist_group(item, toy_modules) -> str:
   module = item.nodeid.split("::")[0]
-  if module in stage_modules:
+  if STAGE_FIXTURES & set(getattr(item, "fixturenames", ())):
     return "stage_chain"
   if module in toy_modules:
     return "one_process_toy_run"
   return module
 
 
-@pytest.hookimpl(tryfirst=True)
+def _loadgroup(config) -> bool:
+  # In xdist's workers (where collection happens) `dist` reads "no" and `loadgroup` says it.
+  return config.pluginmanager.hasplugin("xdist") and (
+      config.getoption("dist", "no") == "loadgroup" or config.getoption("loadgroup", False))
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
-  if not config.pluginmanager.hasplugin("xdist") or config.getoption("dist", "no") != "loadgroup":
-    return
+  """Marks every test with its xdist group before xdist's own hook (in the workers) reads them."""
+  if not _loadgroup(config):
+    return (yield)
   modules = lambda names: {i.nodeid.split("::")[0] for i in items  # noqa: E731
                            if names & set(getattr(i, "fixturenames", ()))}
-  stage_modules = modules(STAGE_FIXTURES)
-  toy_modules = modules({"one_process_toy_run"}) - stage_modules
+  toy_modules = modules({"one_process_toy_run"})
   groups = {}
   for item in items:
-    groups[item.nodeid] = _xdist_group(item, stage_modules, toy_modules)
+    groups[item.nodeid] = _xdist_group(item, toy_modules)
     item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
   items.sort(key=lambda i: groups[i.nodeid] != "stage_chain")   # stable: file order otherwise
+  return (yield)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+  """xdist must have put each test in its group (it appends '@group' to the node id; with pytest
+  9.2 it silently did not, and every shared fixture was made once per test instead of once)."""
+  lost = [i for i in ids if "@" not in i]
+  if _loadgroup(node.config) and lost:
+    raise pytest.UsageError(f"pytest-xdist did not group {len(lost)} tests (e.g. {lost[0]}): "
+                            "check the pytest / pytest-xdist pins in requirements-test.txt")
