@@ -79,9 +79,8 @@ def pytest_collection_modifyitems(config, items):
   """Marks every test with its xdist group before xdist's own hook (in the workers) reads them."""
   if not _loadgroup(config):
     return (yield)
-  modules = lambda names: {i.nodeid.split("::")[0] for i in items  # noqa: E731
-                           if names & set(getattr(i, "fixturenames", ()))}
-  toy_modules = modules({"one_process_toy_run"})
+  toy_modules = {i.nodeid.split("::")[0] for i in items
+                 if "one_process_toy_run" in getattr(i, "fixturenames", ())}
   groups = {}
   for item in items:
     groups[item.nodeid] = _xdist_group(item, toy_modules)
