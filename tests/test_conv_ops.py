@@ -212,3 +212,29 @@ def test_matches_torch(x_shape, k_shape, strides, padding):
   assert_close(y, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=2e-6)
   assert_close(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=2e-6)
   assert_close(dk, kt.grad.numpy().transpose(2, 3, 1, 0), rtol=2e-6)
+
+
+@pytest.mark.parametrize("x_shape,out_channels", [((2, 5, 7, 6), 4), ((1, 8, 8, 64), 16)])
+def test_upsample_conv_equals_conv_of_the_nearest_upsampled_image(x_shape, out_channels):
+  """The sub-pixel form (one 2x2 conv on the input grid) = upsample 2x, then 3x3 SAME conv."""
+  x, kernel = make_inputs(x_shape, (3, 3, x_shape[-1], out_channels))
+
+  def plain(x, kernel):
+    up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    return lax_reference(up, kernel, (1, 1), "SAME")
+
+  out_shape = (x_shape[0], 2 * x_shape[1], 2 * x_shape[2], out_channels)
+  cotangent = jax.random.normal(jax.random.key(3), out_shape)
+
+  def run(x, kernel):
+    both = []
+    for conv in (conv_ops.upsample2x_conv2d, plain):
+      y, vjp = jax.vjp(conv, x, kernel)
+      both.append((y,) + vjp(cotangent))
+    return both
+  ours, reference = jax.jit(run)(x, kernel)
+  assert ours[0].shape == out_shape
+  for actual, expected in zip(ours, reference):
+    assert_close(actual, expected, rtol=2e-6)
+  with pytest.raises(ValueError, match="3x3 kernel"):
+    conv_ops.upsample2x_conv2d(x, kernel[:2])

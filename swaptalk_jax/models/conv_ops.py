@@ -145,3 +145,37 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding: Padding = "
       x, kernel,
       cpu=lambda x, k: _matmul_weight_grad_conv(x, k, strides, padding),
       default=lambda x, k: lax_conv2d(x, k, strides, padding))
+
+
+# Nearest 2x upsampling followed by a 3x3 SAME convolution, rewritten on the low-resolution grid.
+# Output pixel (2i + a, 2j + b) of phase (a, b) sees only two distinct input rows and columns:
+# phase 0 reads input offsets (-1, 0) with taps (K[0], K[1] + K[2]); phase 1 reads (0, +1) with
+# (K[0] + K[1], K[2]). _PHASE_TAPS[a, t, d] says which of the 3x3 kernel's rows d add into tap t.
+_PHASE_TAPS = ((( 1, 0, 0), (0, 1, 1)),
+               (( 1, 1, 0), (0, 0, 1)))
+
+
+def upsample2x_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """conv2d(nearest_upsample_2x(x), kernel) for a 3x3 kernel, SAME padding, without the upsample.
+
+  All four output phases come from one 2x2 convolution of `x` (padded by one pixel) into 4 x O
+  channels: 16 taps per input-pixel group instead of the 36 the upsampled image costs, i.e.
+  ~2.25x fewer FLOPs, and the 4x larger upsampled input never exists. Equal to the plain form up
+  to float rounding (kernel taps are summed before the products). Same on every platform.
+  """
+  if kernel.shape[:2] != (3, 3):
+    raise ValueError(f"upsample2x_conv2d needs a 3x3 kernel, got {kernel.shape}")
+  n, h, w, _ = x.shape
+  c, o = kernel.shape[2:]
+  taps = jnp.asarray(_PHASE_TAPS, kernel.dtype)                        # [phase, tap, 3]
+  phase_kernel = jnp.einsum("atk,bsl,klco->tscabo", taps, taps, kernel)  # [2, 2, C, 2, 2, O]
+  phase_kernel = phase_kernel.reshape(2, 2, c, 4 * o)
+  # Padding as its own op, the conv VALID: with the padding inside the 2x2 conv, XLA:CPU writes
+  # its weight gradient as a kernel-reversed conv that no fast kernel takes (~25x slower).
+  x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  y = conv2d(x, phase_kernel, (1, 1), "VALID")                          # [N, H+1, W+1, 4*O]
+  y = y.reshape(n, h + 1, w + 1, 2, 2, o)
+  # Phase (a, b) of output pixel (i, j) is y[i + a, j + b, a, b].
+  rows = [jnp.stack([y[:, a:a + h, b:b + w, a, b] for b in (0, 1)], axis=3) for a in (0, 1)]
+  out = jnp.stack(rows, axis=2)                                          # [N, H, 2, W, 2, O]
+  return out.reshape(n, 2 * h, 2 * w, o)

@@ -60,13 +60,6 @@ class AttnBlock(nn.Module):
     return _constrain(x.astype(self.dtype) + h)
 
 
-def upsample_nearest(x: jax.Array) -> jax.Array:
-  """2x nearest-neighbour upsampling of NHWC."""
-  b, h, w, c = x.shape
-  x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
-  return x.reshape(b, 2 * h, 2 * w, c)
-
-
 class Encoder(nn.Module):
   """Image [N, H, W, 3] -> latents [N, H/f, W/f, embed_dim], f = 2 ** (len(ch_mult) - 1)."""
   ch: int
@@ -134,8 +127,7 @@ class Decoder(nn.Module):
         if level == last:
           h = attn(f"up_{level}_attn_{i}")(h)
       if level != 0:
-        h = layers.Conv(h.shape[-1], (3, 3), dtype=self.dtype,
-                        name=f"up_{level}_upsample")(upsample_nearest(h))
+        h = layers.UpsampleConv(h.shape[-1], dtype=self.dtype, name=f"up_{level}_upsample")(h)
         h = _constrain(h)
     features = nn.silu(layers.group_norm(self.num_groups, self.dtype, name="norm_out")(h))
     out = layers.Conv(self.out_channels, (3, 3), dtype=self.dtype, name="conv_out")(features)
