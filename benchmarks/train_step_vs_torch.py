@@ -4,8 +4,9 @@ The jax network is the project's own VQGAN Encoder -> Decoder (swaptalk_jax/mode
 conv through `layers.Conv` -> `conv_ops.conv2d`) without the quantiser; the torch network below is
 a straightforward PyTorch (NCHW, eager) transcription of the same architecture (the parameter
 counts are checked equal; ours upsamples-then-convolves in the sub-pixel form of
-`conv_ops.upsample2x_conv2d`, the transcription in the plain form). Loss: L1 + MSE reconstruction. Same CPU, same thread count, runs
-interleaved; best and median of `--iters` steps (other processes share this CPU).
+`conv_ops.upsample2x_conv2d`, the transcription in the plain form). Loss: L1 + MSE reconstruction.
+Same CPU, same thread count, runs interleaved; best and median of `--iters` steps (other processes
+share this CPU). Profile and history: docs/cpu_train_step.md.
 "jax lax" is the same jax step with `conv_ops.conv2d` swapped for the plain `lax` convolution, i.e.
 XLA's own weight gradient: the before/after of conv_ops.
 
