@@ -19,9 +19,17 @@ C3 (the identity losses help unseen identities): from the JSON of a Table IV run
 trained with identity losses against the same transformer trained on L_proxy alone, paired over
 the held-out target clips (dlib and identity-net retrieval, SSIM/L1/landmarks to the exact truth).
 
-C1 (16x beats 8x compression) needs trained runs that do not exist here; the script says so
-("not run: needs ...") and reports nothing for it, and the same for C2 / C3 when their input is
-not given.
+C1 (16x beats 8x compression for swap and sync; benchmarks/claims_c1.py): `--c1 LESS MORE`, two
+chains from the same recipe and budget differing only in the VQGAN's compression (the quickstart
+run as is, micro: 16x16 tokens at 32 px, and with SWAPTALK_VQGAN=micro_8x8: 8x8 tokens), each a
+chain folder (evaluated here, cross-driven without cascades, on the same clips) or the
+table1_cross.json of a finished eval; the paired difference more - less over clips per metric.
+
+  SWAPTALK_OUT=outputs_8x8 SWAPTALK_VQGAN=micro_8x8 bash tools/quickstart.sh
+  python benchmarks/claims.py --c1 outputs/chain outputs_8x8/chain --data data --out /tmp/c1 \
+      --max_frames 25 --no_c2
+
+A claim whose input is not given is printed as "not run" with what it needs.
 """
 import argparse
 import json
@@ -34,19 +42,17 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np  # noqa: E402
 
-from benchmarks import claims_c3  # noqa: E402
+from benchmarks import claims_c1, claims_c3  # noqa: E402
 from swaptalk_jax.errors import UserError  # noqa: E402
 from swaptalk_jax.evaluators import cascades, table1  # noqa: E402
 from swaptalk_jax.metrics import bootstrap  # noqa: E402
 
-# (column key, title, higher is better)
-C2_METRICS = (("gt_ssim", "SSIM to exact GT", True), ("gt_l1", "L1 to exact GT", False),
-              ("mouth_corr", "mouth corr. with GT", True), ("id_retrieve", "ID retrieve %", True))
+C2_METRICS = claims_c1.EXACT_GT_METRICS   # (column key, title, higher is better)
 CHAIN = table1.ROWS["chain"]
 NOT_RUN = {
-    "C1": "not run: needs two chains trained at the same budget on VQGANs of 8x and 16x "
-          "compression (configs/vqgan.py:f8 and :f16, each with its swap and lip-sync runs); "
-          "only the quickstart's micro chain (32 px, 16x16 tokens) exists",
+    "C1": "not run in this invocation: needs two chains trained at the same budget on VQGANs of "
+          "two compressions, given as --c1 LESS MORE (e.g. the quickstart's outputs/chain and a "
+          "SWAPTALK_VQGAN=micro_8x8 quickstart run's chain)",
     "C2": "not run in this invocation: give --run/--data/--out (or --table FILE of a finished "
           "eval)",
     "C3": "not run in this invocation: needs the JSON of a Table IV run with and without the "
@@ -113,17 +119,21 @@ def c2_table(doc: dict, seed: int = 0, resamples: int = 1000) -> str:
   return "\n".join(lines) + "\n"
 
 
-def report(doc: dict | None, seed: int, resamples: int, swap_doc: dict | None = None) -> str:
-  """C2 from an eval JSON and C3 from a Table IV JSON (either may be None: 'not run')."""
+def report(doc: dict | None, seed: int, resamples: int, swap_doc: dict | None = None,
+           c1: tuple | None = None) -> str:
+  """C1 from two chains' eval JSONs (less, more, labels), C2 from an eval JSON with cascades, C3
+  from a Table IV JSON (each may be None: 'not run')."""
   out = ["## The paper's claims on the synthetic set", ""]
+  if c1 is not None:
+    out.append(claims_c1.c1_table(*c1, seed=seed, resamples=resamples))
   if doc is not None:
     out.append(c2_table(doc, seed, resamples))
   if swap_doc is not None:
     out.append(claims_c3.c3_table(swap_doc, seed, resamples))
+  given = {"C1": c1, "C2": doc, "C3": swap_doc}
   for claim, reason in NOT_RUN.items():
-    if (claim == "C2" and doc is not None) or (claim == "C3" and swap_doc is not None):
-      continue
-    out.append(f"### {claim}: {reason}\n")
+    if given[claim] is None:
+      out.append(f"### {claim}: {reason}\n")
   return "\n".join(out)
 
 
@@ -136,15 +146,31 @@ def read_json(path: str, flag: str) -> dict:
     raise UserError(f"{flag} {path} is not JSON: {e}") from None
 
 
-def run_eval(args) -> dict:
-  """swaptalk eval --setting cross with the cascade rows; returns its JSON."""
+def run_eval(args, run: str, out: str, cascades: bool) -> dict:
+  """swaptalk eval --setting cross (with the cascade rows or without); returns its JSON."""
   options = table1.EvalOptions(setting="cross", max_clips=args.max_clips,
                                max_frames=args.max_frames, seed=args.seed,
-                               resamples=args.resamples, cascades=True)
-  result = table1.evaluate_run(args.run, None, args.data, args.out, options,
+                               resamples=args.resamples, cascades=cascades)
+  result = table1.evaluate_run(run, None, args.data, out, options,
                                log=lambda line: print(f"claims: {line}", flush=True))
   print(result.paths["md"].read_text())
   return json.loads(result.paths["json"].read_text())
+
+
+def c1_inputs(args) -> tuple:
+  """(less doc, more doc, labels) for --c1: each a chain folder (evaluated into --out/c1_less,
+  c1_more) or a finished eval's table1_cross.json."""
+  docs, labels = [], []
+  for which, path in zip(("less", "more"), args.c1):
+    if os.path.isdir(path):
+      if not (args.data and args.out):
+        raise UserError("--c1 with chain folders needs --data and --out")
+      labels.append(f"{path} ({claims_c1.compression_label(path)})")
+      docs.append(run_eval(args, path, os.path.join(args.out, f"c1_{which}"), cascades=False))
+    else:
+      labels.append(path)
+      docs.append(read_json(path, "--c1"))
+  return docs[0], docs[1], tuple(labels)
 
 
 def main():
@@ -155,6 +181,10 @@ def main():
   parser.add_argument("--out", help="folder for the eval's cases and table1_cross.*")
   parser.add_argument("--table", help="a finished eval's table1_cross.json (no generation)")
   parser.add_argument("--swap_table", help="benchmarks/swap.py --json output (claim C3)")
+  parser.add_argument("--c1", nargs=2, metavar=("LESS", "MORE"),
+                      help="claim C1: the less and the more compressed chain (folders holding "
+                      "vqgan/ swap/ lipsync/, or finished evals' table1_cross.json)")
+  parser.add_argument("--no_c2", action="store_true", help="skip C2 (its eval with cascades)")
   parser.add_argument("--max_clips", type=int, default=0, help="0: every held-out clip")
   parser.add_argument("--max_frames", type=int, default=0, help="0: whole clips")
   parser.add_argument("--seed", type=int, default=0)
@@ -162,19 +192,21 @@ def main():
   args = parser.parse_args()
   start = time.perf_counter()
   try:
-    doc = swap_doc = None
+    doc = swap_doc = c1 = None
     if args.swap_table:
       swap_doc = read_json(args.swap_table, "--swap_table")
+    if args.c1:
+      c1 = c1_inputs(args)
     if args.table:
       doc = read_json(args.table, "--table")
-    elif args.run or args.data or args.out or not swap_doc:
+    elif not args.no_c2 and (args.run or not (swap_doc or c1)):
       if not (args.run and args.data and args.out):
         raise UserError("give --run, --data and --out (or --table FILE of a finished eval), "
-                        "and/or --swap_table FILE")
-      doc = run_eval(args)
+                        "and/or --swap_table FILE, and/or --c1 LESS MORE")
+      doc = run_eval(args, args.run, args.out, cascades=True)
     if doc is not None and doc.get("setting") != "cross":
       raise UserError(f"C2 is measured cross-driven; {args.table} is {doc.get('setting')!r}")
-    print(report(doc, args.seed, args.resamples, swap_doc))
+    print(report(doc, args.seed, args.resamples, swap_doc, c1))
   except UserError as e:
     sys.exit(f"claims: error: {e}")
   print(f"claims: {time.perf_counter() - start:.0f} s")

@@ -3,7 +3,9 @@ tokens), `:f8` (the 8x ablation, 32x32 tokens), `:tiny` (64 px, f4: the paper's 
 CPU; the VQGAN every tiny later stage loads), `:tiny_f8` (64 px, f8, 8x8 tokens: the old tiny, which
 keeps no identity), `:micro` (32 px, f2, 16x16 tokens: the test suite's VQGAN, ~0.1 s a step),
 `:micro_f4` (64 px, f4, 16x16 tokens at micro's code size and about micro's parameter count: the
-paper's grid at 64 px for ~2.5x micro's step time; docs/vqgan_identity.md).
+paper's grid at 64 px for ~2.5x micro's step time; docs/vqgan_identity.md), `:micro_8x8` (32 px, f4,
+8x8 tokens: micro with one more downsampling level, the more-compressed twin of micro for claim C1,
+16x vs 8x compression; benchmarks/claims.py).
 
 LPIPS needs user-supplied weights (`swaptalk convert lpips`); the identity loss needs the net named
 by `identity` (converted ArcFace weights, or `kind='trained'` with a `configs/identity.py` run in
@@ -15,9 +17,10 @@ import ml_collections
 from configs.common import base_config, identity_config, optimizer_config
 from swaptalk_jax.data import pipelines
 
-VARIANTS = ("f16", "f8", "tiny", "tiny_f8", "micro", "micro_f4")
-CPU_VARIANTS = ("tiny", "tiny_f8", "micro", "micro_f4")
-MICRO_VARIANTS = ("micro", "micro_f4")   # micro's codebook, discriminator and optimiser recipe
+VARIANTS = ("f16", "f8", "tiny", "tiny_f8", "micro", "micro_f4", "micro_8x8")
+CPU_VARIANTS = ("tiny", "tiny_f8", "micro", "micro_f4", "micro_8x8")
+MICRO_VARIANTS = ("micro", "micro_f4", "micro_8x8")   # micro's codebook, D and optimiser recipe
+MICRO_32PX = ("micro", "micro_8x8")
 
 
 def model_config(variant: str) -> ml_collections.ConfigDict:
@@ -29,6 +32,13 @@ def model_config(variant: str) -> ml_collections.ConfigDict:
   elif variant == "micro":
     return ml_collections.ConfigDict(dict(
         ch=16, ch_mult=(1, 2), num_res_blocks=1, z_channels=16, embed_dim=16, num_codes=64,
+        l2_normalize_codes=False, num_groups=8))
+  elif variant == "micro_8x8":
+    # micro plus one more downsampling level at micro's top width: 16 ch at 32 px, 32 at 16x16,
+    # 32 at 8x8. Everything else (codes, D, optimiser, budget) is micro's, so the pair differs
+    # only in compression (f2 vs f4: the paper's 8x vs 16x at 32 px).
+    return ml_collections.ConfigDict(dict(
+        ch=16, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=16, embed_dim=16, num_codes=64,
         l2_normalize_codes=False, num_groups=8))
   elif variant == "micro_f4":
     # One more downsampling level than micro, half its base width: 8 ch at 64 px, 16 at 32, 32 at
@@ -107,7 +117,7 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
   c.evals.codebook_usage = dict(type="codebook_usage", num_batches=0)   # 0: every eval batch
 
   c.data = pipelines.default_data_config()   # the synthetic set; HDTF/VoxCeleb2/mixes via sources
-  c.data.image_size = 32 if variant == "micro" else (64 if tiny else 256)
+  c.data.image_size = 32 if variant in MICRO_32PX else (64 if tiny else 256)
   c.data.batch_size = 8 if tiny else 32        # global
   if tiny:
     c.data.read_threads, c.data.prefetch_buffer = 1, 2

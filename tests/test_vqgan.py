@@ -397,3 +397,22 @@ def test_frozen_nets_must_come_with_the_params(tmp_path):
   loss, (metrics, _) = jax.jit(lambda p: task.loss("generator", p, batch, None, 0, None))(
       {**params, FROZEN: task.frozen_params()})
   assert "lpips" in metrics and np.isfinite(loss)
+
+
+def test_micro_8x8_differs_from_micro_only_in_compression():
+  """configs/vqgan.py:micro_8x8, claim C1's more compressed twin of micro: the same config but one
+  more downsampling level (f4: 8x8 tokens at 32 px, 4 rows per half). Shapes only (traced)."""
+  micro, twin = vqgan_config.get_config("micro"), vqgan_config.get_config("micro_8x8")
+  micro_flat, twin_flat = micro.to_dict(), twin.to_dict()
+  assert micro_flat.pop("variant") == "micro" and twin_flat.pop("variant") == "micro_8x8"
+  assert micro_flat.pop("model").pop("ch_mult") == (1, 2)
+  assert twin_flat.pop("model").pop("ch_mult") == (1, 2, 2)
+  assert micro_flat == twin_flat and micro.model.to_dict() == {**twin.model.to_dict(),
+                                                                "ch_mult": (1, 2)}
+  model = vqgan_from_config(twin.model)
+  assert model.downsample_factor == 4
+  images = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+  variables = jax.eval_shape(model.init, jax.random.key(0), images)
+  recon, (upper, lower) = jax.eval_shape(model.apply, variables, images)
+  assert recon.shape == (2, 32, 32, 3)
+  assert upper.quantized.shape == lower.quantized.shape == (2, 4, 8, twin.model.embed_dim)

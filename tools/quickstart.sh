@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 tools/setup_env.sh
 export JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=3
 out=${SWAPTALK_OUT:-outputs}
+# Stage 0's variant: micro (32 px, f2, 16x16 tokens) by default; SWAPTALK_VQGAN=micro_8x8 (f4, 8x8
+# tokens) trains the same chain on a twice more compressed VQGAN (claim C1, benchmarks/claims.py).
+vq=${SWAPTALK_VQGAN:-micro}
 run="$out/chain"   # the run directories `swaptalk generate --run` reads: vqgan/ swap/ lipsync/
 mkdir -p "$out" "$run"
 start=$SECONDS
@@ -45,7 +48,7 @@ train identity configs/identity.py:tiny --config.model.input_size=32 --config.da
 # identities 0.17 (0.04 without the identity loss; chance 0.05, originals 0.82): identity is
 # still mostly lost, and the faces are noisy and blurred at 32 px (docs/vqgan_identity.md).
 stage "stage 0: VQGAN (micro + identity loss, 1000 steps)"
-train vqgan configs/vqgan.py:micro --config.train.num_steps=1000 --config.train.eval_every=500 \
+train vqgan "configs/vqgan.py:$vq" --config.train.num_steps=1000 --config.train.eval_every=500 \
   --config.loss.identity_weight=0.2 --config.identity.kind=trained \
   --config.identity.workdir="$run/identity"
 
@@ -56,7 +59,7 @@ train vqgan configs/vqgan.py:micro --config.train.num_steps=1000 --config.train.
 # (the photo pasted as pixels: L1 0.031; the truth through the VQGAN: 0.051), so the room a swap
 # has over the copy is 0.059 -> 0.051 at 32 px.
 stage "stage 1: face swap (300 steps)"
-train swap configs/swap.py:tiny --config.vqgan.workdir="$run/vqgan" --config.vqgan.variant=micro \
+train swap configs/swap.py:tiny --config.vqgan.workdir="$run/vqgan" --config.vqgan.variant="$vq" \
   --config.model.token_dim=16 --config.data.image_size=32 --config.train.num_steps=300 \
   --config.train.eval_every=300 --config.train.checkpoint_every=300
 
