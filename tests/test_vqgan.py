@@ -55,17 +55,23 @@ def test_paper_size_shapes(variant, grid):
   assert codebooks["quantizer_lower"]["codebook"].shape == (1024, 256)
 
 
+def _traced(cfg, size: int):
+  """(model, image spec, variables, (recon, (upper, lower))) of a config's VQGAN on 2 images of
+  size x size, traced with eval_shape (nothing compiled)."""
+  model = vqgan_from_config(cfg.model)
+  images = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
+  variables = jax.eval_shape(model.init, jax.random.key(0), images)
+  return model, images, variables, jax.eval_shape(model.apply, variables, images)
+
+
 def test_micro_f4_keeps_the_paper_grid_at_64_px():
   """configs/vqgan.py:micro_f4 (the CPU chain's 64 px VQGAN): f4 -> the paper's 16x16 token grid,
   8 rows per half, and indices -> embeddings -> decode comes back to 64 px images. Shapes only
   (traced, not compiled: fast); the numeric round trip is the micro test above, same code path."""
   cfg = vqgan_config.get_config("micro_f4")
   assert cfg.data.image_size == 64 and "micro_f4" in vqgan_config.CPU_VARIANTS
-  model = vqgan_from_config(cfg.model)
+  model, images, variables, (recon, (upper, lower)) = _traced(cfg, 64)
   assert model.downsample_factor == 4
-  images = jax.ShapeDtypeStruct((2, 64, 64, 3), jnp.float32)
-  variables = jax.eval_shape(model.init, jax.random.key(0), images)
-  recon, (upper, lower) = jax.eval_shape(model.apply, variables, images)
   assert recon.shape == (2, 64, 64, 3)
   assert upper.quantized.shape == lower.quantized.shape == (2, 8, 16, cfg.model.embed_dim)
   method = lambda m: (lambda v, x: model.apply(v, x, method=m))
@@ -409,10 +415,7 @@ def test_micro_8x8_differs_from_micro_only_in_compression():
   assert twin_flat.pop("model").pop("ch_mult") == (1, 2, 2)
   assert micro_flat == twin_flat and micro.model.to_dict() == {**twin.model.to_dict(),
                                                                 "ch_mult": (1, 2)}
-  model = vqgan_from_config(twin.model)
+  model, _, _, (recon, (upper, lower)) = _traced(twin, 32)
   assert model.downsample_factor == 4
-  images = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
-  variables = jax.eval_shape(model.init, jax.random.key(0), images)
-  recon, (upper, lower) = jax.eval_shape(model.apply, variables, images)
   assert recon.shape == (2, 32, 32, 3)
   assert upper.quantized.shape == lower.quantized.shape == (2, 4, 8, twin.model.embed_dim)
