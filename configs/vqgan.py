@@ -5,7 +5,8 @@ keeps no identity), `:micro` (32 px, f2, 16x16 tokens: the test suite's VQGAN, ~
 `:micro_f4` (64 px, f4, 16x16 tokens at micro's code size and about micro's parameter count: the
 paper's grid at 64 px for ~2.5x micro's step time; docs/vqgan_identity.md), `:micro_8x8` (32 px, f4,
 8x8 tokens: micro with one more downsampling level, the more-compressed twin of micro for claim C1,
-16x vs 8x compression; benchmarks/claims.py).
+16x vs 8x compression; benchmarks/claims.py), `:micro_32x32` (64 px, f2, 32x32 tokens: micro_f4 with one
+downsampling level less, the less-compressed twin of micro_f4: C1 at the paper's grids).
 
 LPIPS needs user-supplied weights (`swaptalk convert lpips`); the identity loss needs the net named
 by `identity` (converted ArcFace weights, or `kind='trained'` with a `configs/identity.py` run in
@@ -17,9 +18,9 @@ import ml_collections
 from configs.common import base_config, identity_config, optimizer_config
 from swaptalk_jax.data import pipelines
 
-VARIANTS = ("f16", "f8", "tiny", "tiny_f8", "micro", "micro_f4", "micro_8x8")
-CPU_VARIANTS = ("tiny", "tiny_f8", "micro", "micro_f4", "micro_8x8")
-MICRO_VARIANTS = ("micro", "micro_f4", "micro_8x8")   # micro's codebook, D and optimiser recipe
+VARIANTS = ("f16", "f8", "tiny", "tiny_f8", "micro", "micro_f4", "micro_8x8", "micro_32x32")
+CPU_VARIANTS = ("tiny", "tiny_f8", "micro", "micro_f4", "micro_8x8", "micro_32x32")
+MICRO_VARIANTS = ("micro", "micro_f4", "micro_8x8", "micro_32x32")   # micro's codebook, D and optimiser recipe
 MICRO_32PX = ("micro", "micro_8x8")
 
 
@@ -40,6 +41,12 @@ def model_config(variant: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         ch=16, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=16, embed_dim=16, num_codes=64,
         l2_normalize_codes=False, num_groups=8))
+  elif variant == "micro_32x32":
+    # micro_f4 without its last downsampling level (8 ch at 64 px, 16 at 32x32): f2 at 64 px, the
+    # paper's 32x32 grid; with micro_f4 the CPU pair of the paper's f8 vs f16 (claim C1).
+    return ml_collections.ConfigDict(dict(
+        ch=8, ch_mult=(1, 2), num_res_blocks=1, z_channels=16, embed_dim=16, num_codes=64,
+        l2_normalize_codes=False, num_groups=4))
   elif variant == "micro_f4":
     # One more downsampling level than micro, half its base width: 8 ch at 64 px, 16 at 32, 32 at
     # 16x16 (micro: 16 at 32 px, 32 at 16x16). Measured G+D step at batch 8 on this CPU (loaded):

@@ -10,9 +10,17 @@ cd "$(dirname "$0")/.."
 tools/setup_env.sh
 export JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=3
 out=${SWAPTALK_OUT:-outputs}
-# Stage 0's variant: micro (32 px, f2, 16x16 tokens) by default; SWAPTALK_VQGAN=micro_8x8 (f4, 8x8
-# tokens) trains the same chain on a twice more compressed VQGAN (claim C1, benchmarks/claims.py).
+# Stage 0's variant: micro (32 px, f2, 16x16 tokens) by default. For claim C1 (benchmarks/claims.py)
+# the same chain on another compression: SWAPTALK_VQGAN=micro_8x8 (32 px, f4, 8x8 tokens), or the
+# 64-px pair with the paper's grids, micro_32x32 (f2, 32x32 tokens) and micro_f4 (f4, 16x16).
 vq=${SWAPTALK_VQGAN:-micro}
+case "$vq" in   # each stage's face size; the swap's position table must cover the token grid
+  micro|micro_8x8) size=32 max_tokens=256 ;;
+  micro_f4) size=64 max_tokens=256 ;;
+  micro_32x32) size=64 max_tokens=1024 ;;
+  *) echo "quickstart: SWAPTALK_VQGAN=$vq: choose micro, micro_8x8, micro_f4 or micro_32x32" >&2
+     exit 2 ;;
+esac
 run="$out/chain"   # the run directories `swaptalk generate --run` reads: vqgan/ swap/ lipsync/
 mkdir -p "$out" "$run"
 start=$SECONDS
@@ -60,8 +68,8 @@ train vqgan "configs/vqgan.py:$vq" --config.train.num_steps=1000 --config.train.
 # has over the copy is 0.059 -> 0.051 at 32 px.
 stage "stage 1: face swap (300 steps)"
 train swap configs/swap.py:tiny --config.vqgan.workdir="$run/vqgan" --config.vqgan.variant="$vq" \
-  --config.model.token_dim=16 --config.data.image_size=32 --config.train.num_steps=300 \
-  --config.train.eval_every=300 --config.train.checkpoint_every=300
+  --config.model.token_dim=16 --config.model.max_tokens=$max_tokens --config.data.image_size=$size \
+  --config.train.num_steps=300 --config.train.eval_every=300 --config.train.checkpoint_every=300
 
 # Stage 2, the VQ-lip expert (micro): audio-visual sync judge over lower-half tokens, each token
 # position's window mean subtracted (identity is static, sync is motion). Measured at 1000 steps:
@@ -70,7 +78,8 @@ train swap configs/swap.py:tiny --config.vqgan.workdir="$run/vqgan" --config.vqg
 # 0.19 at offset 0 (chance 0.03). Stage 3 trains against it (L_sync).
 stage "stage 2: lip expert (micro, 1000 steps)"
 train lip_expert configs/lip_expert.py:micro --config.vqgan.workdir="$run/vqgan" \
-  --config.train.num_steps=1000 --config.train.eval_every=500 --config.train.checkpoint_every=1000
+  --config.data.image_size=$size --config.train.num_steps=1000 --config.train.eval_every=500 \
+  --config.train.checkpoint_every=1000
 
 # Stage 3, lip-sync (tiny UNet at 32 px, the test suite's CPU widths), L_code plus L_sync from the
 # frozen expert (weight 0.05 from step 200; 0.2 gave a worse mouth L1). Measured at 1000 steps on
@@ -80,7 +89,7 @@ train lip_expert configs/lip_expert.py:micro --config.vqgan.workdir="$run/vqgan"
 # mouth against the exact truth with dlib's inner lips (0.57 vs 0.39 for the target's own track).
 stage "stage 3: lip-sync (1000 steps)"
 train lipsync configs/lipsync.py:tiny --config.vqgan.workdir="$run/vqgan" \
-  --config.expert.workdir="$run/lip_expert" --config.data.image_size=32 \
+  --config.expert.workdir="$run/lip_expert" --config.data.image_size=$size \
   --config.model.warp_features="(16, 32)" --config.model.unet_features="(32, 64)" \
   --config.model.audio_width=64 --config.model.num_heads=2 --config.loss.sync_weight=0.05 \
   --config.train.num_steps=1000 --config.train.eval_every=1000 --config.train.checkpoint_every=1000
