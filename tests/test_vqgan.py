@@ -405,17 +405,20 @@ def test_frozen_nets_must_come_with_the_params(tmp_path):
   assert "lpips" in metrics and np.isfinite(loss)
 
 
-def test_micro_8x8_differs_from_micro_only_in_compression():
-  """configs/vqgan.py:micro_8x8, claim C1's more compressed twin of micro: the same config but one
-  more downsampling level (f4: 8x8 tokens at 32 px, 4 rows per half). Shapes only (traced)."""
-  micro, twin = vqgan_config.get_config("micro"), vqgan_config.get_config("micro_8x8")
-  micro_flat, twin_flat = micro.to_dict(), twin.to_dict()
-  assert micro_flat.pop("variant") == "micro" and twin_flat.pop("variant") == "micro_8x8"
-  assert micro_flat.pop("model").pop("ch_mult") == (1, 2)
-  assert twin_flat.pop("model").pop("ch_mult") == (1, 2, 2)
-  assert micro_flat == twin_flat and micro.model.to_dict() == {**twin.model.to_dict(),
-                                                                "ch_mult": (1, 2)}
-  model, _, _, (recon, (upper, lower)) = _traced(twin, 32)
-  assert model.downsample_factor == 4
-  assert recon.shape == (2, 32, 32, 3)
-  assert upper.quantized.shape == lower.quantized.shape == (2, 4, 8, twin.model.embed_dim)
+@pytest.mark.parametrize("base, twin, size, factor", [("micro", "micro_8x8", 32, 4),
+                                                      ("micro_f4", "micro_32x32", 64, 2)])
+def test_c1_twins_differ_only_in_compression(base, twin, size, factor):
+  """Claim C1's pairs (configs/vqgan.py): micro_8x8 is micro with one more downsampling level (8x8
+  tokens at 32 px), micro_32x32 is micro_f4 with one less (32x32 at 64 px, the paper's f8 grid);
+  nothing else in the config differs. Shapes only (traced)."""
+  a, b = vqgan_config.get_config(base).to_dict(), vqgan_config.get_config(twin).to_dict()
+  assert (a.pop("variant"), b.pop("variant")) == (base, twin)
+  mult_a, mult_b = a["model"].pop("ch_mult"), b["model"].pop("ch_mult")
+  assert abs(len(mult_a) - len(mult_b)) == 1 and mult_a[:2] == mult_b[:2]
+  assert a == b and a["data"]["image_size"] == size
+  cfg = vqgan_config.get_config(twin)
+  model, _, _, (recon, (upper, lower)) = _traced(cfg, size)
+  assert model.downsample_factor == factor
+  grid = size // factor
+  assert recon.shape == (2, size, size, 3)
+  assert upper.quantized.shape == lower.quantized.shape == (2, grid // 2, grid, cfg.model.embed_dim)

@@ -4,11 +4,9 @@
 # micro VQGAN: 32 px faces, the paper's 16x16 token grid), generates a video of a HELD-OUT identity
 # (one photo) on another held-out identity's clip driven by a third clip's audio, and prints that
 # output's measured figures against its exact ground truth next to the baselines.
-# Budgets are chosen so the whole script stays near 15 minutes on 2 cores (README: measured time).
+# Budgets are chosen so the whole script stays near 17 minutes on 2 cores (README: measured time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup_env.sh
-export JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=3
 out=${SWAPTALK_OUT:-outputs}
 # Stage 0's variant: micro (32 px, f2, 16x16 tokens) by default. For claim C1 (benchmarks/claims.py)
 # the same chain on another compression: SWAPTALK_VQGAN=micro_8x8 (32 px, f4, 8x8 tokens), or the
@@ -21,6 +19,8 @@ case "$vq" in   # each stage's face size; the swap's position table must cover t
   *) echo "quickstart: SWAPTALK_VQGAN=$vq: choose micro, micro_8x8, micro_f4 or micro_32x32" >&2
      exit 2 ;;
 esac
+tools/setup_env.sh
+export JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=3
 run="$out/chain"   # the run directories `swaptalk generate --run` reads: vqgan/ swap/ lipsync/
 mkdir -p "$out" "$run"
 start=$SECONDS
