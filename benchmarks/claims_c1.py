@@ -14,6 +14,7 @@ import pathlib
 
 import numpy as np
 
+from benchmarks import claims_c3
 from swaptalk_jax.core import checkpoint
 from swaptalk_jax.errors import UserError
 from swaptalk_jax.evaluators import table1
@@ -26,12 +27,8 @@ EXACT_GT_METRICS = (("gt_ssim", "SSIM to exact GT", True), ("gt_l1", "L1 to exac
 CHAIN = table1.ROWS["chain"]
 
 
-def _fmt(x: float) -> str:
-  return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
-
-
 def _interval(iv) -> str:
-  return f"{_fmt(iv.value)} [{_fmt(iv.low)}, {_fmt(iv.high)}]"
+  return claims_c3._cell(iv, 1.0)   # pylint: disable=protected-access
 
 
 def compression_label(run: str) -> str:
@@ -81,10 +78,7 @@ def c1_table(less: dict, more: dict, labels: tuple[str, str], seed: int = 0,
     y = np.array([b["per_clip"][c] for c in clips], dtype=np.float64)
     ivs = [bootstrap.mean_interval(v, resamples=resamples, seed=seed) for v in (x, y, y - x)]
     diff = ivs[2]
-    if diff.low > 0 or diff.high < 0:
-      word = "more compressed better" if (diff.value > 0) == higher else "less compressed better"
-    else:
-      word = "not resolved (interval spans 0)"
+    word = claims_c3.verdict(diff, higher, "more compressed better", "less compressed better")
     lines.append(f"| {title} {arrow} | {_interval(ivs[0])} | {_interval(ivs[1])} | "
                  f"{_interval(diff)} | {word} |")
   return "\n".join(lines) + "\n"
