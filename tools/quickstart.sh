@@ -5,6 +5,8 @@
 # (one photo) on another held-out identity's clip driven by a third clip's audio, and prints that
 # output's measured figures against its exact ground truth next to the baselines.
 # Budgets are chosen so the whole script stays near 17 minutes on 2 cores (README: measured time).
+# SWAPTALK_RECIPE=long trains the same chain with more steps per stage (docs/long_recipe.md: its
+# measured time and what it reaches against this recipe, paired over the same held-out clips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${SWAPTALK_OUT:-outputs}
@@ -19,16 +21,26 @@ case "$vq" in   # each stage's face size; the swap's position table must cover t
   *) echo "quickstart: SWAPTALK_VQGAN=$vq: choose micro, micro_8x8, micro_f4 or micro_32x32" >&2
      exit 2 ;;
 esac
+recipe=${SWAPTALK_RECIPE:-quick}
+case "$recipe" in   # steps of: identity net, VQGAN, swap, lip expert, lip-sync; checkpoint every
+  quick) steps=(200 1000 300 1000 1000) every=0 ;;   # 0: at the end only
+  long) steps=(600 12000 2000 3000 5000) every=1000 ;;
+  *) echo "quickstart: SWAPTALK_RECIPE=$recipe: choose quick or long" >&2
+     exit 2 ;;
+esac
+read -r id_steps vq_steps swap_steps expert_steps sync_steps <<< "${steps[*]}"
 tools/setup_env.sh
 export JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=3
 run="$out/chain"   # the run directories `swaptalk generate --run` reads: vqgan/ swap/ lipsync/
 mkdir -p "$out" "$run"
 start=$SECONDS
 stage() { echo; echo "== quickstart: $1 ($(( SECONDS - start )) s so far)"; }
-train() {   # train NAME CONFIG [--config.key=value ...]: one stage, its log beside the run
-  local name=$1 config=$2
-  shift 2
-  .venv/bin/swaptalk train --config="$config" --workdir="$run/$name" "$@" 2>&1 \
+train() {   # train NAME CONFIG STEPS [--config.key=value ...]: one stage, its log beside the run
+  local name=$1 config=$2 steps=$3
+  shift 3
+  .venv/bin/swaptalk train --config="$config" --workdir="$run/$name" \
+    --config.train.num_steps="$steps" --config.train.checkpoint_every=$(( every ? every : steps )) \
+    "$@" 2>&1 \
     | tee "$out/$name.log" \
     | { grep --line-buffered -E "training .* from step|\([0-9]*00/[0-9]+\)" || true; } \
     | sed -u -E 's/^.*\] (Setting work unit notes: )?//'
@@ -45,18 +57,17 @@ stage "render the synthetic set"
 # The identity net the VQGAN's identity loss uses (the paper's ArcFace term, with a net the project
 # trains: the ArcFace weights are absent offline). configs/identity.py:tiny at the chain's 32 px,
 # 200 steps (~1 min): held-out verification 1.000 (raw pixels 0.934).
-stage "identity net for stage 0's identity loss (32 px, 200 steps)"
-train identity configs/identity.py:tiny --config.model.input_size=32 --config.data.image_size=32 \
-  --config.train.num_steps=200 --config.train.eval_every=200 --config.train.checkpoint_every=200 \
-  --config.train.summary_every=200
+stage "identity net for stage 0's identity loss (32 px, $id_steps steps)"
+train identity configs/identity.py:tiny "$id_steps" --config.model.input_size=32 \
+  --config.data.image_size=32 --config.train.eval_every="$id_steps"
 
 # Stage 0, VQGAN micro (32 px, f2, 16x16 tokens): the full objective (GAN from step 200, both
 # dead-code fixes) plus the identity loss through that net (weight 0.2). Measured at 1000 steps:
 # held-out L1 0.10, PSNR 23.4, SSIM 0.73; dlib top-1 of its reconstructions of 10 more unseen
 # identities 0.17 (0.04 without the identity loss; chance 0.05, originals 0.82): identity is
 # still mostly lost, and the faces are noisy and blurred at 32 px (docs/vqgan_identity.md).
-stage "stage 0: VQGAN (micro + identity loss, 1000 steps)"
-train vqgan "configs/vqgan.py:$vq" --config.train.num_steps=1000 --config.train.eval_every=500 \
+stage "stage 0: VQGAN ($vq + identity loss, $vq_steps steps)"
+train vqgan "configs/vqgan.py:$vq" "$vq_steps" --config.train.eval_every=$(( vq_steps / 2 )) \
   --config.loss.identity_weight=0.2 --config.identity.kind=trained \
   --config.identity.workdir="$run/identity"
 
@@ -66,20 +77,20 @@ train vqgan "configs/vqgan.py:$vq" --config.train.num_steps=1000 --config.train.
 # 0.0371). On this set the truth differs from the source photo by less than the VQGAN's own error
 # (the photo pasted as pixels: L1 0.031; the truth through the VQGAN: 0.051), so the room a swap
 # has over the copy is 0.059 -> 0.051 at 32 px.
-stage "stage 1: face swap (300 steps)"
-train swap configs/swap.py:tiny --config.vqgan.workdir="$run/vqgan" --config.vqgan.variant="$vq" \
-  --config.model.token_dim=16 --config.model.max_tokens=$max_tokens --config.data.image_size=$size \
-  --config.train.num_steps=300 --config.train.eval_every=300 --config.train.checkpoint_every=300
+stage "stage 1: face swap ($swap_steps steps)"
+train swap configs/swap.py:tiny "$swap_steps" --config.vqgan.workdir="$run/vqgan" \
+  --config.vqgan.variant="$vq" --config.model.token_dim=16 --config.model.max_tokens=$max_tokens \
+  --config.data.image_size=$size \
+  --config.train.eval_every="$swap_steps"
 
 # Stage 2, the VQ-lip expert (micro): audio-visual sync judge over lower-half tokens, each token
 # position's window mean subtracted (identity is static, sync is motion). Measured at 1000 steps:
 # held-out accuracy 0.78 (chance 0.50; 0.50 without the centring), and the AV offset of each of
 # the 8 held-out clips found exactly (in sync, audio delayed +5 and -5 frames); per 5-frame window
 # 0.19 at offset 0 (chance 0.03). Stage 3 trains against it (L_sync).
-stage "stage 2: lip expert (micro, 1000 steps)"
-train lip_expert configs/lip_expert.py:micro --config.vqgan.workdir="$run/vqgan" \
-  --config.data.image_size=$size --config.train.num_steps=1000 --config.train.eval_every=500 \
-  --config.train.checkpoint_every=1000
+stage "stage 2: lip expert (micro, $expert_steps steps)"
+train lip_expert configs/lip_expert.py:micro "$expert_steps" --config.vqgan.workdir="$run/vqgan" \
+  --config.data.image_size=$size --config.train.eval_every=$(( expert_steps / 2 ))
 
 # Stage 3, lip-sync (tiny UNet at 32 px, the test suite's CPU widths), L_code plus L_sync from the
 # frozen expert (weight 0.05 from step 200; 0.2 gave a worse mouth L1). Measured at 1000 steps on
@@ -87,12 +98,12 @@ train lip_expert configs/lip_expert.py:micro --config.vqgan.workdir="$run/vqgan"
 # with shuffled audio and 0.40 for the copied reference (0.67 for the true mouth as VQ tokens);
 # mouth L1 0.0698 vs copy 0.0765, shuffled 0.0704, true-as-VQ 0.0591. The demo below measures its
 # mouth against the exact truth with dlib's inner lips (0.57 vs 0.39 for the target's own track).
-stage "stage 3: lip-sync (1000 steps)"
-train lipsync configs/lipsync.py:tiny --config.vqgan.workdir="$run/vqgan" \
+stage "stage 3: lip-sync ($sync_steps steps)"
+train lipsync configs/lipsync.py:tiny "$sync_steps" --config.vqgan.workdir="$run/vqgan" \
   --config.expert.workdir="$run/lip_expert" --config.data.image_size=$size \
   --config.model.warp_features="(16, 32)" --config.model.unet_features="(32, 64)" \
   --config.model.audio_width=64 --config.model.num_heads=2 --config.loss.sync_weight=0.05 \
-  --config.train.num_steps=1000 --config.train.eval_every=1000 --config.train.checkpoint_every=1000
+  --config.train.eval_every="$sync_steps"
 
 stage "demo case: held-out identities, exact ground truth"
 .venv/bin/python -m data_prep.synthetic.demo write --data data --out "$out/demo" --seed 0
