@@ -32,7 +32,6 @@ table1_cross.json of a finished eval; the paired difference more - less over cli
 A claim whose input is not given is printed as "not run" with what it needs.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -42,12 +41,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np  # noqa: E402
 
-from benchmarks import claims_c1, claims_c3  # noqa: E402
+from benchmarks import claims_c1, claims_c3, compare_chains  # noqa: E402
 from swaptalk_jax.errors import UserError  # noqa: E402
 from swaptalk_jax.evaluators import cascades, table1  # noqa: E402
 from swaptalk_jax.metrics import bootstrap  # noqa: E402
 
-C2_METRICS = claims_c1.EXACT_GT_METRICS   # (column key, title, higher is better)
+C2_METRICS = compare_chains.EXACT_GT_METRICS   # (column key, title, higher is better)
 CHAIN = table1.ROWS["chain"]
 NOT_RUN = {
     "C1": "not run in this invocation: needs two chains trained at the same budget on VQGANs of "
@@ -137,39 +136,13 @@ def report(doc: dict | None, seed: int, resamples: int, swap_doc: dict | None = 
   return "\n".join(out)
 
 
-def read_json(path: str, flag: str) -> dict:
-  if not os.path.isfile(path):
-    raise UserError(f"{flag} {path} does not exist")
-  try:
-    return json.loads(open(path).read())
-  except json.JSONDecodeError as e:
-    raise UserError(f"{flag} {path} is not JSON: {e}") from None
-
-
-def run_eval(args, run: str, out: str, cascades: bool) -> dict:
-  """swaptalk eval --setting cross (with the cascade rows or without); returns its JSON."""
-  options = table1.EvalOptions(setting="cross", max_clips=args.max_clips,
-                               max_frames=args.max_frames, seed=args.seed,
-                               resamples=args.resamples, cascades=cascades)
-  result = table1.evaluate_run(run, None, args.data, out, options,
-                               log=lambda line: print(f"claims: {line}", flush=True))
-  print(result.paths["md"].read_text())
-  return json.loads(result.paths["json"].read_text())
-
-
 def c1_inputs(args) -> tuple:
   """(less doc, more doc, labels) for --c1: each a chain folder (evaluated into --out/c1_less,
   c1_more) or a finished eval's table1_cross.json."""
   docs, labels = [], []
   for which, path in zip(("less", "more"), args.c1):
-    if os.path.isdir(path):
-      if not (args.data and args.out):
-        raise UserError("--c1 with chain folders needs --data and --out")
-      labels.append(f"{path} ({claims_c1.compression_label(path)})")
-      docs.append(run_eval(args, path, os.path.join(args.out, f"c1_{which}"), cascades=False))
-    else:
-      labels.append(path)
-      docs.append(read_json(path, "--c1"))
+    docs.append(compare_chains.eval_or_read(args, path, f"c1_{which}", "--c1"))
+    labels.append(f"{path} ({claims_c1.compression_label(path)})" if os.path.isdir(path) else path)
   return docs[0], docs[1], tuple(labels)
 
 
@@ -177,33 +150,28 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--run", help="a folder holding vqgan/, swap/, lipsync/ (the quickstart's "
                       "outputs/chain)")
-  parser.add_argument("--data", help="the synthetic dataset (the quickstart's data)")
-  parser.add_argument("--out", help="folder for the eval's cases and table1_cross.*")
   parser.add_argument("--table", help="a finished eval's table1_cross.json (no generation)")
   parser.add_argument("--swap_table", help="benchmarks/swap.py --json output (claim C3)")
   parser.add_argument("--c1", nargs=2, metavar=("LESS", "MORE"),
                       help="claim C1: the less and the more compressed chain (folders holding "
                       "vqgan/ swap/ lipsync/, or finished evals' table1_cross.json)")
   parser.add_argument("--no_c2", action="store_true", help="skip C2 (its eval with cascades)")
-  parser.add_argument("--max_clips", type=int, default=0, help="0: every held-out clip")
-  parser.add_argument("--max_frames", type=int, default=0, help="0: whole clips")
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--resamples", type=int, default=1000)
+  compare_chains.add_eval_flags(parser)
   args = parser.parse_args()
   start = time.perf_counter()
   try:
     doc = swap_doc = c1 = None
     if args.swap_table:
-      swap_doc = read_json(args.swap_table, "--swap_table")
+      swap_doc = compare_chains.read_json(args.swap_table, "--swap_table")
     if args.c1:
       c1 = c1_inputs(args)
     if args.table:
-      doc = read_json(args.table, "--table")
+      doc = compare_chains.read_json(args.table, "--table")
     elif not args.no_c2 and (args.run or not (swap_doc or c1)):
       if not (args.run and args.data and args.out):
         raise UserError("give --run, --data and --out (or --table FILE of a finished eval), "
                         "and/or --swap_table FILE, and/or --c1 LESS MORE")
-      doc = run_eval(args, args.run, args.out, cascades=True)
+      doc = compare_chains.cross_eval(args, args.run, args.out, cascades=True)
     if doc is not None and doc.get("setting") != "cross":
       raise UserError(f"C2 is measured cross-driven; {args.table} is {doc.get('setting')!r}")
     print(report(doc, args.seed, args.resamples, swap_doc, c1))

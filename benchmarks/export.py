@@ -24,7 +24,6 @@ import numpy as np  # noqa: E402
 from benchmarks import common  # noqa: E402
 from swaptalk_jax.export import writer  # noqa: E402
 from swaptalk_jax.inference import bundle as bundle_lib  # noqa: E402
-from swaptalk_jax.inference import stages  # noqa: E402
 
 
 def _mib(path: str) -> float:

@@ -25,7 +25,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 from swaptalk_jax.inference import pipeline, stages  # noqa: E402
 
