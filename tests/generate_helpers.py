@@ -1,15 +1,13 @@
 """Helpers of the generate tests: stage run directories made without training (random params in
 the layout `swaptalk train` writes), and a geometry-only chain that returns its input crop with a
 marker drawn on the template's nose tip (so a test can see where the crop was pasted)."""
-import json
-import pathlib
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
+from swaptalk_jax.core import checkpoint
 from swaptalk_jax.face import align
 from swaptalk_jax.inference import stages
 
@@ -17,13 +15,13 @@ MARK = np.array([0, 255, 0], np.uint8)
 
 
 def save_run(workdir, config, groups: dict, step: int = 1) -> str:
-  """A run directory load_params reads: checkpoints/<step>/{state,config/metadata}."""
-  d = pathlib.Path(workdir) / "checkpoints" / str(step)
+  """A run directory as `swaptalk train` writes it (core/checkpoint's manager and save: the
+  same layout load_params reads, checkpoints/<step>/{state,config})."""
   state = dict(params=groups, ema_params=groups)
-  with ocp.StandardCheckpointer() as checkpointer:   # closing waits for the (async) save
-    checkpointer.save(d / "state", jax.device_get(state))
-  (d / "config").mkdir(parents=True, exist_ok=True)
-  (d / "config" / "metadata").write_text(json.dumps(config.to_dict(), default=list))
+  manager = checkpoint.make_manager(str(workdir), keep=1, async_save=False)
+  checkpoint.save(manager, step, jax.device_get(state), None, config, force=True)
+  manager.wait_until_finished()
+  manager.close()
   return str(workdir)
 
 

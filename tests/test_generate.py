@@ -4,6 +4,7 @@ Geometry and timing are checked with stand-in stages (random params, or a marker
 its crop with a dot on the template's nose tip); the trained micro VQGAN of the session fixture
 drives the VQGAN-only path on a held-out synthetic identity.
 """
+import logging
 import os
 import pathlib
 import subprocess
@@ -47,6 +48,16 @@ def random_chain(vqgan_run, tmp_path_factory):
   sync = stages.load_lipsync(gh.random_lipsync_run(tmp_path_factory.mktemp("gen_sync"), vqgan_run),
                              vq)
   return stages.Chain(vq, swap=swap, lipsync=sync, batch_size=8)
+
+
+def test_loading_a_stage_logs_no_warning(vqgan_run, tmp_path_factory, caplog):
+  """Reading a run's parameter groups must not make Orbax look for step metadata inside the item
+  folder (it warned 'Metadata file does not exist' on every generate and eval)."""
+  vq = stages.load_vqgan(vqgan_run)
+  run = gh.random_swap_run(tmp_path_factory.mktemp("quiet_swap"), vqgan_run)
+  with caplog.at_level(logging.WARNING):
+    stages.load_swap(run, vq)
+  assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def _read(path):

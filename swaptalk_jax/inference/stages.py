@@ -44,9 +44,12 @@ def _load(workdir: str, stage: str, group: str) -> tuple[Any, int, Any]:
 
 
 def _groups(workdir: str) -> list[str]:
-  """Parameter groups stored in the latest checkpoint of a run (from Orbax's metadata)."""
+  """Parameter groups stored in the latest checkpoint of a run (from Orbax's tree metadata; the
+  item's handler reads it directly: the Checkpointer would look for step metadata in the item
+  folder and warn that it is missing)."""
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  meta = ocp.StandardCheckpointer().metadata(checkpoint.step_dir(workdir) / "state")
+  item = (checkpoint.step_dir(workdir) / "state").absolute()
+  meta = ocp.StandardCheckpointHandler().metadata(item)
   tree = getattr(meta, "item_metadata", None) or getattr(meta, "tree", None) or meta
   return sorted(tree["params"])
 
