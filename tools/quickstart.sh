@@ -24,7 +24,7 @@ esac
 recipe=${SWAPTALK_RECIPE:-quick}
 case "$recipe" in   # steps of: identity net, VQGAN, swap, lip expert, lip-sync; checkpoint every
   quick) steps=(200 1000 300 1000 1000) every=0 ;;   # 0: at the end only
-  long) steps=(600 12000 2000 3000 5000) every=1000 ;;
+  long) steps=(600 20000 3000 4000 6000) every=1000 ;;
   *) echo "quickstart: SWAPTALK_RECIPE=$recipe: choose quick or long" >&2
      exit 2 ;;
 esac
