@@ -73,3 +73,30 @@ def test_bad_input_is_one_line(tmp_path, case, capsys):
   (tmp_path / "not_synthetic" / "metadata.json").write_text('{"params": {}}')
   with pytest.raises(UserError, match="not a synthetic set"):
     demo.write_case(str(tmp_path / "not_synthetic"), str(tmp_path / "out"))
+
+
+def test_strip_puts_each_column_where_its_header_says(case, tmp_path, capsys):
+  """photo | target | outputs | truth, one row per sampled frame: the truth written as an output
+  fills its column with the truth's own frames, the target column is the target's."""
+  from swaptalk_jax.video.write import write_video
+  truth = np.load(case.path("ground_truth.npz"))["frames"]
+  as_output = write_video(str(tmp_path / "truth.mp4"), truth, fps=25, crf=12, preset="ultrafast")
+  image = demo.strip_image(case, {"truth again": as_output}, frames=3)
+  size, gap, header = case.resolution, 4, 18
+  assert image.shape == (header + 3 * (gap + size), 4 * (size + gap) - gap, 3)
+
+  def cell(row, column):
+    top, left = header + gap + row * (size + gap), column * (size + gap)
+    return image[top:top + size, left:left + size].astype(np.int16)
+  last = case.num_frames - 1
+  target = demo.read_frames(case.path("target.mp4"))
+  assert np.abs(cell(2, 1) - target[last]).mean() < 1                  # target, last frame
+  assert np.abs(cell(2, 2) - truth[last]).mean() < 4                   # the re-encoded truth
+  assert np.array_equal(cell(2, 3), truth[last])                       # the truth itself
+  assert np.array_equal(cell(0, 0), cell(2, 0))                        # the photo on every row
+  assert np.abs(cell(0, 3) - truth[0]).max() == 0 and image[:header].min() < 128   # labels drawn
+  out = tmp_path / "strip.png"
+  assert demo.main(["strip", "--case", case.dir, "--output", f"t={as_output}",
+                    "--out", str(out)]) == 0 and out.is_file()
+  assert demo.main(["strip", "--case", case.dir, "--output", as_output, "--out", str(out)]) == 1
+  assert "give NAME=VIDEO" in capsys.readouterr().err

@@ -14,8 +14,14 @@ Faces are scored on whole frames resized to the dataset's resolution: the synthe
 ARE whole rendered frames (crop_to_frame is the identity), so that is exactly the framing of the
 identity gallery and of the crops every stage was trained on.
 
+  strip_image(case, outputs): a picture to look at: per sampled frame, the source photo | the
+    target frame | each named output | the exact ground truth, labelled above (e.g. the quickstart
+    recipe's output next to the long recipe's on the same case).
+
 Command line: python -m data_prep.synthetic.demo write --data DIR --out CASE [--seed N]
               python -m data_prep.synthetic.demo score --case CASE --output OUT.mp4
+              python -m data_prep.synthetic.demo strip --case CASE --output NAME=OUT.mp4 ...
+                  --out STRIP.png [--frames 4]
 """
 import argparse
 import dataclasses
@@ -264,6 +270,50 @@ def format_scores(case: Case, scores: dict) -> str:
   return "\n".join(lines)
 
 
+def strip_image(case: Case, outputs: dict, frames: int = 4) -> np.ndarray:
+  """uint8 image: one row per frame (evenly spaced over the clip) of source photo | target |
+  each output (name -> video path, in order) | ground truth, all at the case's resolution, under
+  a header naming the columns."""
+  import cv2  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  if frames < 1:
+    raise UserError(f"--frames must be at least 1, got {frames}")
+  size = case.resolution
+  columns = {"source photo": None, "target": read_frames(case.path("target.mp4"))}
+  for name, path in outputs.items():
+    columns[name] = read_frames(path)
+    if len(columns[name]) != case.num_frames:
+      raise UserError(f"{path}: {len(columns[name])} frames, the case has {case.num_frames}")
+  columns["ground truth"] = np.load(case.path("ground_truth.npz"))["frames"]
+  photo = _resize(np.asarray(Image.open(case.path("source.png")).convert("RGB"))[None], size)[0]
+  picks = np.linspace(0, case.num_frames - 1, frames).round().astype(int)
+  gap = 4
+  width = len(columns) * (size + gap) - gap
+  header = np.full((18, width, 3), 255, np.uint8)
+  for i, name in enumerate(columns):
+    cv2.putText(header, name[:size // 7], (i * (size + gap) + 2, 13), cv2.FONT_HERSHEY_SIMPLEX,
+                0.38, (0, 0, 0), 1, cv2.LINE_AA)
+  rows = [header]
+  for t in picks:
+    cells = [photo if video is None else _resize(video[t:t + 1], size)[0]
+             for video in columns.values()]
+    line = np.full((size, width, 3), 255, np.uint8)
+    for i, cell in enumerate(cells):
+      line[:, i * (size + gap):i * (size + gap) + size] = cell
+    rows += [np.full((gap, width, 3), 255, np.uint8), line]
+  return np.concatenate(rows, axis=0)
+
+
+def _named_outputs(pairs: list) -> dict:
+  outputs = {}
+  for pair in pairs:
+    name, sep, path = pair.partition("=")
+    if not sep or not name or not path:
+      raise UserError(f"--output {pair!r}: give NAME=VIDEO, e.g. long=outputs_long/demo/output.mp4")
+    outputs[name] = path
+  return outputs
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog="python -m data_prep.synthetic.demo",
                                    description=__doc__.split("\n\n")[0])
@@ -276,6 +326,12 @@ def main(argv=None) -> int:
   s = sub.add_parser("score", help="score a generated video against the case's ground truth")
   s.add_argument("--case", required=True)
   s.add_argument("--output", required=True, help="the video `swaptalk generate` wrote")
+  t = sub.add_parser("strip", help="a PNG of sampled frames: photo | target | outputs | truth")
+  t.add_argument("--case", required=True)
+  t.add_argument("--output", action="append", required=True, metavar="NAME=VIDEO",
+                 help="a generated video of this case and its column name (repeatable)")
+  t.add_argument("--out", required=True, help="the PNG to write")
+  t.add_argument("--frames", type=int, default=4, help="rows: frames evenly spaced over the clip")
   args = parser.parse_args(argv)
   try:
     if args.command == "write":
@@ -283,6 +339,11 @@ def main(argv=None) -> int:
       print(f"demo case in {case.dir}: source {case.source_identity} ({case.source_clip} frame "
             f"0), target {case.target_clip}, driving audio {case.audio_clip}, {case.num_frames} "
             f"frames at {case.resolution} px")
+    elif args.command == "strip":
+      from PIL import Image  # pylint: disable=import-outside-toplevel
+      image = strip_image(load_case(args.case), _named_outputs(args.output), args.frames)
+      Image.fromarray(image).save(args.out)
+      print(f"demo strip: {args.out} ({image.shape[1]}x{image.shape[0]} px)")
     else:
       print(format_scores(load_case(args.case), score_case(args.case, args.output)))
   except UserError as e:
