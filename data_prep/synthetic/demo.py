@@ -192,7 +192,8 @@ def read_frames(path: str) -> np.ndarray:
     raise UserError(str(e)) from None
 
 
-def _resize(frames: np.ndarray, size: int) -> np.ndarray:
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+  """uint8 [T,H,W,3] -> [T,size,size,3] by area interpolation (unchanged when already that size)."""
   import cv2  # pylint: disable=import-outside-toplevel
   if frames.shape[1] == size and frames.shape[2] == size:
     return frames
@@ -227,7 +228,7 @@ def score_case(case_dir: str, output: str) -> dict:
   gallery, labels, clips = labelled_frames(str(dataset), SPLIT, GALLERY_FRAMES_PER_CLIP, size)
   keep = clips != case.source_clip
   gallery, labels = gallery[keep], labels[keep]
-  crops = {name: _resize(frames, size) for name, frames in videos.items()}
+  crops = {name: resize_frames(frames, size) for name, frames in videos.items()}
   truth_points, boxes = lmd.crop_landmarks(crops["ground_truth"],
                                            identity_preservation.SYNTHETIC_FACE_BOX)
   rows = {}
@@ -285,7 +286,8 @@ def strip_image(case: Case, outputs: dict, frames: int = 4) -> np.ndarray:
     if len(columns[name]) != case.num_frames:
       raise UserError(f"{path}: {len(columns[name])} frames, the case has {case.num_frames}")
   columns["ground truth"] = np.load(case.path("ground_truth.npz"))["frames"]
-  photo = _resize(np.asarray(Image.open(case.path("source.png")).convert("RGB"))[None], size)[0]
+  photo = np.asarray(Image.open(case.path("source.png")).convert("RGB"))
+  photo = resize_frames(photo[None], size)[0]
   picks = np.linspace(0, case.num_frames - 1, frames).round().astype(int)
   gap = 4
   width = len(columns) * (size + gap) - gap
@@ -295,7 +297,7 @@ def strip_image(case: Case, outputs: dict, frames: int = 4) -> np.ndarray:
                 0.38, (0, 0, 0), 1, cv2.LINE_AA)
   rows = [header]
   for t in picks:
-    cells = [photo if video is None else _resize(video[t:t + 1], size)[0]
+    cells = [photo if video is None else resize_frames(video[t:t + 1], size)[0]
              for video in columns.values()]
     line = np.full((size, width, 3), 255, np.uint8)
     for i, cell in enumerate(cells):

@@ -24,7 +24,6 @@ import time
 import wave
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
 
 from data_prep.synthetic import demo
@@ -121,12 +120,6 @@ def write_shifted_audio(case: demo.Case) -> str:
   return "audio_shifted.wav"
 
 
-def _resize(frames: np.ndarray, size: int) -> np.ndarray:
-  if frames.shape[1:3] == (size, size):
-    return frames
-  return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-
-
 def _wav_int16(path: str) -> np.ndarray:
   """The case's driving audio as written (16-bit mono PCM): LSE's int16 input."""
   with wave.open(path, "rb") as f:
@@ -147,12 +140,12 @@ def eval_clips(case: demo.Case, size: int, keys=tuple(ROWS)) -> dict[str, clip_m
   for name, frames in read.items():
     if len(frames) != case.num_frames:
       raise UserError(f"{case.path(name)}: {len(frames)} frames, the case has {case.num_frames}")
-  photo = _resize(media.read_photo(case.path("source.png"))[None], size)
-  target = _resize(read["target.mp4"], size)
+  photo = demo.resize_frames(media.read_photo(case.path("source.png"))[None], size)
+  target = demo.resize_frames(read["target.mp4"], size)
   common = dict(target=target, identity=case.source_identity,
-                audio=_wav_int16(case.path("audio.wav")), exact=_resize(truth, size),
+                audio=_wav_int16(case.path("audio.wav")), exact=demo.resize_frames(truth, size),
                 gallery_exclude=case.source_clip)
-  generated = {k: _resize(read[name], size) for k, name in videos.items()}
+  generated = {k: demo.resize_frames(read[name], size) for k, name in videos.items()}
   generated.update(no_swap=target, copy=np.repeat(photo, case.num_frames, axis=0))
   return {k: clip_metrics.EvalClip(case.target_clip, generated[k], **common) for k in keys}
 

@@ -246,6 +246,15 @@ def write_preview(path: str, source_crop: np.ndarray, rows: list) -> str:
   return path
 
 
+def face_settings(options: Options, size: int):
+  """(crop template, dlib HOG threshold) of `options` for a chain of `size`-px faces: what
+  generate aligns and detects with (benchmarks that re-crop its faces use the same)."""
+  threshold = options.detect_threshold
+  if threshold is None:
+    threshold = -0.6 if options.framing == "synthetic" else 0.0
+  return faces.align_config(options.framing, size), threshold
+
+
 def generate(chain: "Chain", source: Optional[str], target: str, out: str,
              audio: Optional[str] = None, options: Options = Options()) -> Report:
   """Runs the whole path (module docstring) and writes `out`; returns what it did.
@@ -258,12 +267,9 @@ def generate(chain: "Chain", source: Optional[str], target: str, out: str,
   _check_paths(source, target, audio, out)
   timer = _Timer()
   size = chain.image_size
-  align_config = faces.align_config(options.framing, size)
+  align_config, threshold = face_settings(options, size)
   predictor = LandmarkPredictor()
   info = _probe(target)
-  threshold = options.detect_threshold
-  if threshold is None:
-    threshold = -0.6 if options.framing == "synthetic" else 0.0
   detector = DetectorConfig(min_face=options.min_face, threshold=threshold)
 
   # Source face first: a bad photo fails before the long tracking pass.
