@@ -40,8 +40,11 @@ if [[ $want_test == 1 ]]; then
   $pip --no-deps lpips==0.1.4 syncnet-python==0.2.3 insightface==2.1 cpbd==1.0.7
   if [[ "$version" == "3.11" ]]; then
     $pip torch==2.13.0 "setuptools<81"          # CPU build (lies on this machine image's disk for Python 3.11)
-  else   # libtpu (the `tpu` extra, ~640 MB) for `swaptalk compile` to TPU topologies on this CPU
-    $pip "jax[tpu]==$("$venv/bin/python" -c 'import jax; print(jax.__version__)')"
+  else   # libtpu (the `tpu` extra, ~640 MB) for `swaptalk compile` to TPU topologies on this CPU.
+    # The extra itself, not jax[tpu]==<the jax just installed>: a jax can reach the registry before
+    # its libtpu does (jax 0.12.1 wants libtpu 0.0.53, absent here on 2026-12-07), and then pip
+    # picks the newest jax whose libtpu exists instead of failing the whole setup.
+    $pip -e ".[tpu]"
   fi
   if [[ ! -f /usr/share/doc/opencv-doc/examples/data/Megamind.avi ]] && command -v apt-get >/dev/null \
       && [[ $(id -u) == 0 ]]; then
