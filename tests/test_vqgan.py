@@ -204,6 +204,16 @@ def test_hinge_losses():
   np.testing.assert_allclose(gan_losses.hinge_generator_loss(fake), 1.0)
 
 
+def test_paired_accuracy_reads_chance_for_a_collapsed_discriminator():
+  """An input-independent D (same logit for a real image and its reconstruction) scores 0.5 on
+  the noise of its own output, whatever its offset; one that separates them scores 1."""
+  noise = 1e-4 * jax.random.normal(jax.random.key(0), (2, 2, 8, 8, 1))
+  collapsed = gan_losses.paired_accuracy(0.3 + noise[0], 0.3 + noise[1])
+  assert 0.35 < float(collapsed) < 0.65
+  np.testing.assert_allclose(gan_losses.paired_accuracy(noise[0] + 0.2, noise[1] - 0.2), 1.0)
+  np.testing.assert_allclose(gan_losses.paired_accuracy(noise[0] - 0.2, noise[1] + 0.2), 0.0)
+
+
 def test_last_layer_grad_norm_equals_full_gradient():
   """The vjp-on-the-last-layer norm equals |d loss / d W| through the whole last conv."""
   k = jax.random.split(jax.random.key(0), 4)
@@ -296,6 +306,7 @@ def test_one_loss_call_per_group_under_jit():
     for key in ("l1", "perplexity_upper", "unused_in_batch_lower", "codebook_upper", "g_loss",
                 "adaptive_weight"):
       assert key in g_metrics
+    assert 0.0 <= d_metrics["paired_accuracy"] <= 1.0
   # before disc_start: no GAN term, no discriminator loss or gradient
   assert before[1]["adaptive_weight"] == 0 and before[3] == 0
   assert all(np.all(x == 0) for x in jax.tree.leaves(before[5]))

@@ -10,6 +10,13 @@ def hinge_discriminator_loss(logits_real: jax.Array, logits_fake: jax.Array) -> 
   return 0.5 * (jnp.mean(jax.nn.relu(1.0 - logits_real)) + jnp.mean(jax.nn.relu(1.0 + logits_fake)))
 
 
+def paired_accuracy(logits_real: jax.Array, logits_fake: jax.Array) -> jax.Array:
+  """Share of patches where D scores the real image above its own reconstruction (same example,
+  same position): 0.5 is a D that cannot tell them apart, whatever its offset. A health metric:
+  a D that collapsed to an input-independent output sits at ~0.5 while its hinge loss reads 1.0."""
+  return jnp.mean((logits_real > logits_fake).astype(jnp.float32))
+
+
 def hinge_generator_loss(logits_fake: jax.Array) -> jax.Array:
   """-mean(D(G(z)))."""
   return -jnp.mean(logits_fake)

@@ -192,7 +192,8 @@ class VQGANTask(TaskHooks):
     fake_logits = self._disc_logits(disc, fake)
     loss = gate * gan_losses.hinge_discriminator_loss(real_logits, fake_logits)
     real, fake_mean = jnp.mean(real_logits), jnp.mean(fake_logits)
-    return loss, ({"logits_real": real, "logits_fake": fake_mean}, None)
+    return loss, ({"logits_real": real, "logits_fake": fake_mean,
+                   "paired_accuracy": gan_losses.paired_accuracy(real_logits, fake_logits)}, None)
 
   def loss(self, group, params, batch, rng, step, carry):
     del rng  # the model is deterministic (no dropout)
