@@ -134,6 +134,16 @@ def get_config(arg: str = "f16") -> ml_collections.ConfigDict:
                                        warmup_steps=20 if tiny else 1000, schedule="constant")
   c.optim.discriminator = optimizer_config(learning_rate=2e-4 if tiny else 1e-4, b1=0.5, b2=0.9,
                                            warmup_steps=0, schedule="constant")
+  if micro and variant not in MICRO_32PX:
+    # 64-px micro faces: keep the discriminator alive. With taming's cap (1e4) and D at 1/5 of
+    # G's learning rate, D collapsed to an input-independent output (hinge loss 1.000, the same
+    # logit for a real frame and for noise) by step 500 in two ch-16 runs and by step 2000-3000
+    # in the ch-8 runs; the adaptive weight then reads |grad nll| / ~0 (hundreds), G chases every
+    # trace of D's sensitivity, and reconstructions blur. Cap 1 and D at G's rate keep D ahead
+    # (paired accuracy 0.6-0.9): eyes and mouths come back (docs/identity_budget.md). At 32 px
+    # the same change measured no identity gain; those variants keep the old recipe.
+    c.loss.adaptive_weight_max = 1.0
+    c.optim.discriminator.learning_rate = c.optim.generator.learning_rate
   c.train.num_steps = 1000 if micro else (400 if tiny else 400_000)
   c.train.ema_decay = 0.9 if micro else (0.99 if tiny else 0.999)
   if tiny:
