@@ -50,7 +50,9 @@ def model_config(variant: str) -> ml_collections.ConfigDict:
   elif variant == "micro_f4":
     # One more downsampling level than micro, half its base width: 8 ch at 64 px, 16 at 32, 32 at
     # 16x16 (micro: 16 at 32 px, 32 at 16x16). Measured G+D step at batch 8 on this CPU (loaded):
-    # 0.44 s vs micro's 0.18 s; ch=16 (1, 2, 2) would be 0.92 s.
+    # 0.44 s vs micro's 0.18 s. A wider f4 (ch=16, (1, 2, 2)) ran at 3.9 steps/s with D active on
+    # 2026-12-07 (alone, after the GroupNorm rewrite) and kept no more identity once its D was
+    # alive (docs/identity_budget.md, "The discriminator had collapsed").
     return ml_collections.ConfigDict(dict(
         ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, z_channels=16, embed_dim=16, num_codes=64,
         l2_normalize_codes=False, num_groups=4))
