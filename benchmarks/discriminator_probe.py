@@ -27,12 +27,7 @@ from swaptalk_jax.core import checkpoint  # noqa: E402
 from swaptalk_jax.data import dataset, encode_tokens  # noqa: E402
 from swaptalk_jax.errors import UserError  # noqa: E402
 from swaptalk_jax.losses import gan  # noqa: E402
-from swaptalk_jax.models.patchgan import PatchGANDiscriminator  # noqa: E402
-
-
-def discriminator_of(config) -> PatchGANDiscriminator:
-  d = config.discriminator
-  return PatchGANDiscriminator(d.base_features, d.num_layers, num_groups=d.num_groups)
+from swaptalk_jax.models.patchgan import discriminator_from_config  # noqa: E402
 
 
 def logit_row(name: str, disc, params, real, fake, noise) -> dict:
@@ -93,7 +88,7 @@ def main():
   real = jnp.asarray(frames.astype(np.float32) / 127.5 - 1.0)
   fake = jnp.asarray(reconstruct_fn(config, gen)(frames))
   noise = jax.random.uniform(jax.random.key(1), real.shape, minval=-1.0, maxval=1.0)
-  disc = discriminator_of(config)
+  disc = discriminator_from_config(config.discriminator)
   rows = [logit_row(f"the run's own (step {step})", disc, own, real, fake, noise)]
   history = []
   if args.fresh_steps:

@@ -26,12 +26,10 @@ from swaptalk_jax.errors import UserError  # noqa: E402
 
 def unseen_frames(dataset_dir: str, count: int, size: int) -> np.ndarray:
   """`count` uint8 frames [count, size, size, 3] of the test split, spread over its clips."""
-  per_clip = 1
-  while True:
-    frames, _ = dataset.labelled_frames(dataset_dir, "test", per_clip, size)[:2]
-    if len(frames) >= count or per_clip >= 16:
-      break
-    per_clip += 1
+  frames = dataset.labelled_frames(dataset_dir, "test", 1, size)[0]
+  per_clip = -(-count // len(frames))
+  if per_clip > 1:
+    frames = dataset.labelled_frames(dataset_dir, "test", per_clip, size)[0]
   # labelled_frames lists clip by clip: take frame k of every clip before frame k+1 of any
   order = np.argsort(np.arange(len(frames)) % per_clip, kind="stable")
   return frames[order][:count]

@@ -13,7 +13,8 @@ def hinge_discriminator_loss(logits_real: jax.Array, logits_fake: jax.Array) -> 
 def paired_accuracy(logits_real: jax.Array, logits_fake: jax.Array) -> jax.Array:
   """Share of patches where D scores the real image above its own reconstruction (same example,
   same position): 0.5 is a D that cannot tell them apart, whatever its offset. A health metric:
-  a D that collapsed to an input-independent output sits at ~0.5 while its hinge loss reads 1.0."""
+  a D that collapsed to a nearly input-independent output reads ~0.5 (its residual noise) while
+  its hinge loss reads 1.0; exact ties count as not above, so a constant D reads 0."""
   return jnp.mean((logits_real > logits_fake).astype(jnp.float32))
 
 

@@ -40,3 +40,9 @@ class PatchGANDiscriminator(nn.Module):
       h = nn.leaky_relu(self._norm(features, f"norm_{i}")(h), 0.2)
       h = nn.with_logical_constraint(h, ("batch", None, None, None))
     return conv(1, 1, "conv_out")(h).astype(jnp.float32)
+
+
+def discriminator_from_config(config, dtype: jnp.dtype = jnp.float32) -> PatchGANDiscriminator:
+  """The PatchGAN of a `configs/vqgan.py` config's `discriminator` fields."""
+  return PatchGANDiscriminator(config.base_features, config.num_layers,
+                               num_groups=config.num_groups, dtype=dtype)

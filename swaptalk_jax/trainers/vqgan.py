@@ -23,7 +23,7 @@ from swaptalk_jax.losses import identity_nets
 from swaptalk_jax.losses import vq as vq_losses
 from swaptalk_jax.models.conv_ops import conv2d
 from swaptalk_jax.metrics.image_quality import psnr, ssim
-from swaptalk_jax.models.patchgan import PatchGANDiscriminator
+from swaptalk_jax.models.patchgan import PatchGANDiscriminator, discriminator_from_config
 from swaptalk_jax.models.quantizer import restart_dead_codes
 from swaptalk_jax.models.vqgan import HalfSplitVQGAN, vqgan_from_config
 
@@ -288,13 +288,11 @@ class VQGANTask(TaskHooks):
 def make_task(config: ml_collections.ConfigDict) -> VQGANTask:
   """The stage-0 Task of a `configs/vqgan.py` config; loads the frozen pretrained nets it names."""
   dtype = jnp.dtype(config.train.compute_dtype)
-  d = config.discriminator
   cfg = config.loss
   frozen_nets, identity_net = load_frozen_nets(config)
   return VQGANTask(
       model=vqgan_from_config(config.model, dtype),
-      discriminator=PatchGANDiscriminator(d.base_features, d.num_layers, num_groups=d.num_groups,
-                                          dtype=dtype),
+      discriminator=discriminator_from_config(config.discriminator, dtype),
       loss_config=cfg,
       restart_config=config.codebook_restart,
       frozen_nets=frozen_nets, identity_net=identity_net)
