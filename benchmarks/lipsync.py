@@ -8,14 +8,17 @@ table; step time and MFU (FLOPs of the compiled step / time / this CPU's measure
       [--expert=LIP_EXPERT_WORKDIR | --expert_steps=300] [--steps=300] [--rows=unet,plain_unet,...]
 
 Without --expert, a micro lip expert (configs/lip_expert.py:micro) is trained first for
---expert_steps steps (0: the L_sync row is skipped). FID is not computed at this size (no
-Inception weights ship offline); lower-face L1/SSIM, code accuracy, mouth-opening correlation,
-expert score and the silent-frame opening stand in. The mouth opening of every decoded face and of
-the ground-truth frame is dlib's inner-lip gap over the interocular distance
+--expert_steps steps (0: the L_sync row is skipped). Table V's columns at this size: FD-dlib,
+the labelled FID substitute (metrics/face_fd.py: Frechet distance of dlib face descriptors of the
+decoded faces vs the ground-truth frames; no Inception weights ship offline; --nofd_dlib skips it,
+~85 ms a frame), lower-face L1/SSIM, LMD (mean distance of dlib's 20 mouth points to the ground
+truth's, 256-px crop pixels, metrics/lmd.py), mouth-opening correlation, code accuracy, expert
+score and the silent-frame opening. The mouth opening of every decoded face and of the
+ground-truth frame is dlib's inner-lip gap over the interocular distance
 (swaptalk_jax/metrics/mouth_frames.py, 0 = lips touching; validated against the renderer's exact
 openness by benchmarks/mouth_opening_validation.py): 'mouth corr' is its Pearson with the ground
 truth's over all scored frames, 'silent opening' its mean over frames with silent driving audio
-(the ground truth's in the header line).
+(the ground truth's in the header line). One dlib landmark pass a frame serves LMD and opening.
 """
 import os
 import sys
@@ -31,7 +34,9 @@ import numpy as np  # noqa: E402
 from benchmarks.common import measure_matmul_peak, print_table  # noqa: E402
 from configs import lipsync as lipsync_config  # noqa: E402
 from swaptalk_jax.core.trainer import global_batch  # noqa: E402
-from swaptalk_jax.trainers.lipsync import resync_report  # noqa: E402
+from swaptalk_jax.metrics import face_fd, identity_preservation  # noqa: E402
+from swaptalk_jax.trainers.lipsync import (CANDIDATES, collect_frame_stats,  # noqa: E402
+                                           report_from_stats)
 from swaptalk_jax.trainers.registry import build_trainer  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -47,6 +52,7 @@ flags.DEFINE_string("size", "bench", "'bench' (CPU-sized widths) or 'tiny' (conf
 # 0.05: the quickstart's weight; at 0.2 the held-out mouth L1 was worse than without L_sync (the
 # expert's gradient pulls the tokens off the decoder's manifold before L_code has settled).
 flags.DEFINE_float("sync_weight", 0.05, "L_sync weight of the unet_sync row")
+flags.DEFINE_bool("fd_dlib", True, "compute FD-dlib (the FID substitute) for every row and baseline")
 flags.DEFINE_bool("all_windows", True, "score every non-overlapping 5-frame window of every "
                   "held-out chunk (all frames) rather than one random window per chunk")
 
@@ -109,6 +115,20 @@ def train_expert(image_size: int) -> str:
   return workdir
 
 
+# dlib descriptors by content: the ground truth and the copy / VQ baselines are the same frames in
+# every row, so only each row's output and shuffled-audio faces are embedded anew
+_DESCRIPTORS: dict = {}
+
+
+def fd_dlib(stats: dict) -> dict[str, float]:
+  """{'<candidate>_fd_dlib': FD-dlib of its decoded faces vs the ground-truth frames}."""
+  embed = lambda images: identity_preservation.embed_crops_cached(
+      images, identity_preservation.SYNTHETIC_FACE_BOX, _DESCRIPTORS)
+  truth = embed(stats["gt_image"])
+  return {f"{name}_fd_dlib": face_fd.fd_from_embeddings(embed(stats[f"{name}_image"]), truth)
+          for name in CANDIDATES}
+
+
 def run_row(name: str, config, peak_gflops: float) -> dict:
   trainer = build_trainer(config, tempfile.mkdtemp(prefix=f"lipsync_bench_{name}_"),
                           devices=jax.devices()[:1])
@@ -128,7 +148,10 @@ def run_row(name: str, config, peak_gflops: float) -> dict:
       jax.block_until_ready(metrics)
       times.append(time.perf_counter() - start)
     batches = [global_batch(b, trainer.batch_sharding) for b in trainer.make_eval_iter()]
-    report = resync_report(trainer.task, trainer.eval_params(state), batches, cross=True)
+    stats = collect_frame_stats(trainer.task, trainer.eval_params(state), batches, cross=True)
+  report = report_from_stats(stats)
+  if FLAGS.fd_dlib:
+    report.update(fd_dlib(stats))
   step_time = float(np.median(times[len(times) // 4:]))
   report.update(step_s=step_time, mfu=flops / step_time / (peak_gflops * 1e9),
                 params_m=sum(x.size for x in jax.tree.leaves(state.params)) / 1e6)
@@ -158,28 +181,34 @@ def main(argv):
     reports[name] = r = run_row(name, row_config(variant, overrides, image_size, expert), peak)
     print(f"row {name} done: lower L1 {r['output_lower_l1']:.4f} (copy {r['copy_lower_l1']:.4f}, "
           f"shuffled {r['shuffled_lower_l1']:.4f}), mouth L1 {r['output_mouth_l1']:.4f} (copy "
-          f"{r['copy_mouth_l1']:.4f}, shuffled {r['shuffled_mouth_l1']:.4f}), mouth corr "
+          f"{r['copy_mouth_l1']:.4f}, shuffled {r['shuffled_mouth_l1']:.4f}), LMD "
+          f"{r['output_lmd']:.2f} (copy {r['copy_lmd']:.2f}, shuffled {r['shuffled_lmd']:.2f}), "
+          f"mouth corr "
           f"{r['output_mouth_corr']:.3f} (copy {r['copy_mouth_corr']:.3f}, shuffled "
           f"{r['shuffled_mouth_corr']:.3f}), silent opening "
           f"{r.get('output_silent_opening', float('nan')):.4f} (gt "
           f"{r.get('gt_silent_opening', float('nan')):.4f}, shuffled "
-          f"{r.get('shuffled_silent_opening', float('nan')):.4f}), step {r['step_s']:.3f} s",
+          f"{r.get('shuffled_silent_opening', float('nan')):.4f}), FD-dlib "
+          f"{r.get('output_fd_dlib', float('nan')):.4f} (copy "
+          f"{r.get('copy_fd_dlib', float('nan')):.4f}, shuffled "
+          f"{r.get('shuffled_fd_dlib', float('nan')):.4f}, vq "
+          f"{r.get('vq_fd_dlib', float('nan')):.4f}), step {r['step_s']:.3f} s",
           flush=True)
-  columns = ["row", "lower L1", "lower SSIM", "mouth L1", "code acc", "mouth corr",
-             "silent opening", "expert", "step s", "MFU", "params M"]
-  rows = []
-  for name, r in reports.items():
-    rows.append([name, r["output_lower_l1"], r["output_lower_ssim"], r["output_mouth_l1"],
-                 r["output_code_accuracy"], r["output_mouth_corr"],
-                 r.get("output_silent_opening", float("nan")), r.get("output_expert", float("nan")),
-                 r["step_s"], r["mfu"], r["params_m"]])
+  columns = ["row", "FD-dlib", "lower L1", "lower SSIM", "LMD", "mouth L1", "code acc",
+             "mouth corr", "silent opening", "expert", "step s", "MFU", "params M"]
+  nan = float("nan")
+
+  def figures(r, name):   # the quality and mouth columns of one candidate of a row's report
+    return [r.get(f"{name}_fd_dlib", nan), r[f"{name}_lower_l1"], r[f"{name}_lower_ssim"],
+            r[f"{name}_lmd"], r[f"{name}_mouth_l1"], r[f"{name}_code_accuracy"],
+            r[f"{name}_mouth_corr"], r.get(f"{name}_silent_opening", nan),
+            r.get(f"{name}_expert", nan)]
+  rows = [[name] + figures(r, "output") + [r["step_s"], r["mfu"], r["params_m"]]
+          for name, r in reports.items()]
   first = next(iter(reports.values()))
   for base in ("copy", "shuffled", "vq"):
-    rows.append([f"baseline {base}" + (f" ({next(iter(reports))})" if base == "shuffled" else ""),
-                 first[f"{base}_lower_l1"], first[f"{base}_lower_ssim"], first[f"{base}_mouth_l1"],
-                 first[f"{base}_code_accuracy"], first[f"{base}_mouth_corr"],
-                 first.get(f"{base}_silent_opening", float("nan")),
-                 first.get(f"{base}_expert", float("nan")), "", "", ""])
+    rows.append([f"baseline {base}" + (f" ({next(iter(reports))})" if base == "shuffled" else "")]
+                + figures(first, base) + ["", "", ""])
   from swaptalk_jax.data import dataset, pipelines  # pylint: disable=import-outside-toplevel
   meta = dataset.cached_meta(str(pipelines.dataset_path(dict(name="synthetic",
                                                              data_dir=FLAGS.data_dir))))
@@ -188,7 +217,8 @@ def main(argv):
         f"{sum(c.num_frames for c in held_out)} in {len(held_out)} clips "
         f"({len({c.identity for c in held_out})} identities), {first['silent_frames']} silent; "
         f"ground-truth silent opening {first.get('gt_silent_opening', float('nan')):.4f} (dlib "
-        f"inner-lip gap / interocular); "
+        f"inner-lip gap / interocular); FD-dlib: FID substitute (dlib face descriptors vs the "
+        f"ground-truth frames; not comparable with FID); LMD in 256-px crop pixels; "
         f"{FLAGS.steps} steps each, batch {FLAGS.batch_size}x5 frames, L_sync weight "
         f"{FLAGS.sync_weight} (unet_sync), peak {peak:.0f} GFLOP/s")
   print_table(rows, columns)

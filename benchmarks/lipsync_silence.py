@@ -35,7 +35,8 @@ from swaptalk_jax.core import checkpoint  # noqa: E402
 from swaptalk_jax.core.task import FROZEN  # noqa: E402
 from swaptalk_jax.data import assemble, dataset, pipelines, sampling  # noqa: E402
 from swaptalk_jax.trainers.lipsync import (collect_frame_stats, make_task,  # noqa: E402
-                                           mouth_openings, report_from_stats)
+                                           mouth_landmarks, mouth_openings,
+                                           report_from_stats)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", "outputs/chain/lipsync", "a `swaptalk train` lip-sync run directory")
@@ -131,8 +132,9 @@ def main(argv):
   keep = np.array(sorted(first.values()))
   stats = {k: v[keep] for k, v in stats.items()}
   keys = [keys[i] for i in keep]
-  openings = mouth_openings(stats)
-  report = report_from_stats(stats, openings)
+  landmarks = mouth_landmarks(stats)
+  openings = mouth_openings(landmarks)
+  report = report_from_stats(stats, landmarks)
   silent = stats["silent"] > 0.5
   clip_of = np.array([k[0] for k in keys])
   clips = sorted(set(clip_of))

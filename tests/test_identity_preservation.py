@@ -95,3 +95,31 @@ def test_bad_inputs_are_clear_errors(renders_32):
     idp.identity_preservation(images[:9], images[:9], labels[:9], groups[:9])
   with pytest.raises(ValueError, match="face_box"):
     idp.embed_crops(x, face_box=(0.5, 0.2, 0.4, 0.9))
+
+
+class _CountingEmbedder:
+  """A stand-in for dlib's recogniser: the descriptor is the mean colour, calls are counted."""
+
+  def __init__(self):
+    self.calls = 0
+
+  def embed(self, image, box):
+    self.calls += 1
+    return np.resize(image.reshape(-1, 3).mean(0), 128).astype(np.float32)
+
+
+def test_cached_descriptors_embed_each_content_once():
+  rng = np.random.default_rng(0)
+  frames = rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+  embedder, cache = _CountingEmbedder(), {}
+  first = idp.embed_crops_cached(frames, idp.SYNTHETIC_FACE_BOX, cache, embedder)
+  assert embedder.calls == 3
+  again = idp.embed_crops_cached(frames.copy(), idp.SYNTHETIC_FACE_BOX, cache, embedder)
+  assert embedder.calls == 3 and np.array_equal(first, again)
+  # other content is embedded anew; a still (every frame equal) once, repeated
+  still = np.repeat(frames[:1], 4, axis=0)
+  out = idp.embed_crops_cached(still, idp.SYNTHETIC_FACE_BOX, cache, embedder)
+  assert embedder.calls == 4 and out.shape == (4, 128) and np.array_equal(out[0], first[0])
+  # no cache: every frame, every time
+  idp.embed_crops_cached(frames, idp.SYNTHETIC_FACE_BOX, None, embedder)
+  assert embedder.calls == 7

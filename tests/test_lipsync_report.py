@@ -9,7 +9,8 @@ from PIL import Image
 from metrics_clips import synthetic_clip
 from swaptalk_jax.errors import UserError
 from swaptalk_jax.metrics import mouth_frames
-from swaptalk_jax.trainers.lipsync import CANDIDATES, mouth_openings, report_from_stats
+from swaptalk_jax.trainers.lipsync import (CANDIDATES, mouth_landmarks, mouth_openings,
+                                           report_from_stats)
 
 SIZE = 32   # the quickstart chain's image size
 
@@ -52,7 +53,9 @@ def _stats(n=30):
 
 def test_openings_come_from_the_images():
   stats = _stats()
-  openings = mouth_openings(stats)
+  openings = mouth_openings(mouth_landmarks(stats))
+  # the same measure as metrics/mouth_frames (one opening everywhere)
+  np.testing.assert_allclose(openings["gt"], mouth_frames.crop_openings(stats["gt_image"]))
   np.testing.assert_array_equal(openings["output"], openings["gt"])
   np.testing.assert_array_equal(openings["vq"], openings["gt"][::-1])
   assert np.ptp(openings["copy"]) == 0.0
@@ -61,8 +64,9 @@ def test_openings_come_from_the_images():
 
 def test_report_correlation_silence_and_means():
   stats = _stats()
-  openings = mouth_openings(stats)
-  report = report_from_stats(stats, openings)
+  landmarks = mouth_landmarks(stats)
+  openings = mouth_openings(landmarks)
+  report = report_from_stats(stats, landmarks)
   silent = stats["silent"] > 0.5
   assert report["frames"] == 30 and report["silent_frames"] == int(silent.sum()) == 8
   assert report["output_mouth_corr"] == pytest.approx(1.0)
@@ -72,6 +76,10 @@ def test_report_correlation_silence_and_means():
   assert report["output_silent_opening"] == report["gt_silent_opening"]
   assert report["copy_mouth_l1"] == pytest.approx(0.3)
   assert not any(k.endswith("_image") for k in report)
+  # LMD to the ground truth's mouth points (256-px crop pixels): 0 for the same faces, and the
+  # still copy and the shuffled frames sit some pixels away
+  assert report["output_lmd"] == 0.0
+  assert report["copy_lmd"] > 1.0 and report["shuffled_lmd"] > 1.0
   # computing the openings inside gives the same report
   assert report_from_stats(stats) == report
 

@@ -10,7 +10,6 @@ the cross-driven setting (the target's lips do not belong to the driving audio),
 without a gallery, CPBD on crops under 64 px, exact-GT columns without exact frames.
 """
 import dataclasses
-import hashlib
 from typing import Callable, Sequence
 
 import cv2
@@ -166,17 +165,7 @@ def compute(clips: Sequence[EvalClip], options: Options) -> dict[str, table.Cell
 
 def _embed(frames: np.ndarray, box, options: Options) -> np.ndarray:
   """dlib descriptors of a clip's crops, through options.embed_cache when there is one."""
-  if options.embed_cache is None:
-    return identity_preservation.embed_crops(frames, box)
-  key = (hashlib.sha1(np.ascontiguousarray(frames).tobytes()).hexdigest(), frames.shape,
-         tuple(box))
-  if key not in options.embed_cache:
-    if (frames == frames[:1]).all():   # a still (the copy baseline): one descriptor, repeated
-      one = identity_preservation.embed_crops(frames[:1], box)
-      options.embed_cache[key] = np.repeat(one, len(frames), axis=0)
-    else:
-      options.embed_cache[key] = identity_preservation.embed_crops(frames, box)
-  return options.embed_cache[key]
+  return identity_preservation.embed_crops_cached(frames, box, options.embed_cache)
 
 
 def id_retrieve(clip: EvalClip, embeddings: np.ndarray, options: Options) -> float:

@@ -299,14 +299,23 @@ class LipSyncTask(TaskHooks):
 CANDIDATES = ("output",) + BASELINES + ("vq",)
 
 
-def mouth_openings(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """Per-frame mouth opening of 'gt' and of every candidate in `frame_stats` output (host numpy):
-  dlib's inner-lip gap over the interocular distance on the decoded face (metrics/mouth_frames.py,
-  the one opening measure of the eval; 0 = lips touching). `resync_report` and the silence figure
-  read the opening from here."""
-  from swaptalk_jax.metrics import mouth_frames  # pylint: disable=import-outside-toplevel
-  return {name: mouth_frames.crop_openings(stats[f"{name}_image"])
+def mouth_landmarks(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """dlib's 68 landmarks [N, 68, 2] (256-px crop pixels, metrics/lmd.py) of the ground truth
+  ('gt') and of every candidate's decoded face in `frame_stats` output, in the fixed synthetic face
+  box: one dlib pass a frame, read by both the mouth opening and LMD."""
+  from swaptalk_jax.metrics import identity_preservation, lmd  # pylint: disable=import-outside-toplevel
+  return {name: lmd.crop_landmarks(stats[f"{name}_image"], identity_preservation.SYNTHETIC_FACE_BOX,
+                                   name=f"{name} faces")[0]
           for name in ("gt",) + CANDIDATES}
+
+
+def mouth_openings(landmarks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Per-frame mouth opening of each entry of `mouth_landmarks`: dlib's inner-lip gap over the
+  interocular distance (metrics/mouth_frames.py's measure, the one opening of the eval; 0 = lips
+  touching). `report_from_stats` and the silence figure read the opening from here."""
+  from swaptalk_jax.metrics import mouth, mouth_frames  # pylint: disable=import-outside-toplevel
+  return {name: mouth.mouth_opening(points, mouth_frames.LIPS)
+          for name, points in landmarks.items()}
 
 
 def collect_frame_stats(task: LipSyncTask, params, batches: Iterable[dict], cross: bool = True
@@ -328,22 +337,27 @@ def resync_report(task: LipSyncTask, params, batches: Iterable[dict], cross: boo
   return report_from_stats(collect_frame_stats(task, params, batches, cross))
 
 
-def report_from_stats(stats: dict[str, np.ndarray], openings: Optional[dict] = None
+def report_from_stats(stats: dict[str, np.ndarray], landmarks: Optional[dict] = None
                       ) -> dict[str, float]:
   """Whole-split figures from per-frame stats (host numpy): means of every per-frame figure;
-  mouth-opening correlation: Pearson over all frames of each candidate's mouth opening
-  (`mouth_openings`; pass `openings` when already computed) against the ground truth's; silence:
-  the mean of that opening over frames with silent audio, next to the ground truth's."""
+  from dlib's landmarks on the decoded faces (`mouth_landmarks`; pass `landmarks` when already
+  computed): each candidate's mouth-opening Pearson over all frames with the ground truth's,
+  its LMD to the ground truth (mean distance of the 20 mouth points, 256-px crop pixels: the
+  paper's LMD, here against the exact re-sync truth) and silence: the mean opening over frames
+  with silent audio, next to the ground truth's."""
+  from swaptalk_jax.metrics import lmd  # pylint: disable=import-outside-toplevel
   report = {k: float(v.mean()) for k, v in stats.items()
             if k != "silent" and not k.endswith("_image")}
   report["frames"] = len(stats["silent"])
   silent = stats["silent"] > 0.5
-  openings = mouth_openings(stats) if openings is None else openings
+  landmarks = mouth_landmarks(stats) if landmarks is None else landmarks
+  openings = mouth_openings(landmarks)
   gt_opening = openings["gt"]
   report["silent_frames"] = int(silent.sum())
   for name in CANDIDATES:
     opening = openings[name]
     report[f"{name}_mouth_corr"] = _pearson(opening, gt_opening)
+    report[f"{name}_lmd"] = float(lmd.mouth_distances(landmarks[name], landmarks["gt"]).mean())
     if silent.any():
       report[f"{name}_silent_opening"] = float(opening[silent].mean())
   if silent.any():
