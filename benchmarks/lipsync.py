@@ -52,7 +52,7 @@ flags.DEFINE_string("size", "bench", "'bench' (CPU-sized widths) or 'tiny' (conf
 # 0.05: the quickstart's weight; at 0.2 the held-out mouth L1 was worse than without L_sync (the
 # expert's gradient pulls the tokens off the decoder's manifold before L_code has settled).
 flags.DEFINE_float("sync_weight", 0.05, "L_sync weight of the unet_sync row")
-flags.DEFINE_bool("fd_dlib", True, "compute FD-dlib (the FID substitute) for every row and baseline")
+flags.DEFINE_bool("fd_dlib", True, "FD-dlib (the FID substitute) of every row and baseline")
 flags.DEFINE_bool("all_windows", True, "score every non-overlapping 5-frame window of every "
                   "held-out chunk (all frames) rather than one random window per chunk")
 

@@ -303,9 +303,10 @@ def mouth_landmarks(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """dlib's 68 landmarks [N, 68, 2] (256-px crop pixels, metrics/lmd.py) of the ground truth
   ('gt') and of every candidate's decoded face in `frame_stats` output, in the fixed synthetic face
   box: one dlib pass a frame, read by both the mouth opening and LMD."""
-  from swaptalk_jax.metrics import identity_preservation, lmd  # pylint: disable=import-outside-toplevel
-  return {name: lmd.crop_landmarks(stats[f"{name}_image"], identity_preservation.SYNTHETIC_FACE_BOX,
-                                   name=f"{name} faces")[0]
+  # pylint: disable-next=import-outside-toplevel
+  from swaptalk_jax.metrics import identity_preservation, lmd
+  box = identity_preservation.SYNTHETIC_FACE_BOX
+  return {name: lmd.crop_landmarks(stats[f"{name}_image"], box, name=f"{name} faces")[0]
           for name in ("gt",) + CANDIDATES}
 
 
