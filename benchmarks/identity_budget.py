@@ -3,6 +3,7 @@ after each step of the chain, from the exact truth down to the chain's output.
 
   python benchmarks/identity_budget.py --run outputs/chain --data data --out /tmp/budget \
       [--max_clips 8] [--max_frames 25]
+  python benchmarks/identity_budget.py --compare A/identity_budget.json B/identity_budget.json
 
 Every row pastes a face into the target's frames through the chain's own face track and feathered
 mask (pipeline.generate's), and is scored as `swaptalk eval` scores ID retrieve (frames at the
@@ -21,6 +22,8 @@ source's tokens carry, in the photo's pose), the target (no swap), the source ph
 row: ID retrieve % and the mean dlib distance of each frame to the exact truth's descriptor of the
 same frame (lower: nearer the identity that should appear), means over clips with intervals, and
 for each step of the chain its paired change of ID retrieve against the row above (same clips).
+`--compare` pairs two such results (two chains scored on the same data): per row, B - A over the
+clips both scored, with a bootstrap interval over those clips; nothing is generated.
 """
 import argparse
 import json
@@ -187,16 +190,57 @@ def report(result: dict) -> str:
   return "\n".join(lines)
 
 
+def compare(a: dict, b: dict, seed: int = 0) -> str:
+  """Per row of two `run` results: A, B and the paired B - A (ID retrieve and distance) over the
+  clips both scored, percentile bootstrap over clips (metrics/table.from_clips)."""
+  lines = [f"B - A, paired over clips: A = {a['run']}, B = {b['run']}",
+           f"{'row':38s} {'figure':12s} {'A':>22s} {'B':>22s} {'B - A [95% CI]':>26s}"]
+  for key, row in a["rows"].items():
+    if key not in b["rows"]:
+      continue
+    for figure in ("id_retrieve", "distance"):
+      per_a, per_b = row[figure]["per_clip"], b["rows"][key][figure]["per_clip"]
+      clips = sorted(set(per_a) & set(per_b))
+      if not clips:
+        raise UserError(f"row {key!r}: the two results share no clip (scored on other data?)")
+      diff = table.from_clips({c: per_b[c] - per_a[c] for c in clips}, seed)
+      lines.append(f"{row['title']:38s} {figure:12s} {_cell(row[figure]):>22s} "
+                   f"{_cell(b['rows'][key][figure]):>22s} "
+                   f"{_cell(dict(value=diff.value, low=diff.low, high=diff.high)):>26s}")
+  return "\n".join(lines)
+
+
+def _compare_files(paths, seed: int) -> int:
+  try:
+    results = []
+    for path in paths:
+      try:
+        results.append(json.loads(pathlib.Path(path).read_text()))
+      except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable identity_budget.json ({e})") from e
+    print(compare(*results, seed=seed))
+  except (UserError, KeyError) as e:
+    print(f"identity_budget: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--run", required=True, help="chain folder: vqgan/ swap/ lipsync/")
-  parser.add_argument("--data", required=True, help="the prepared synthetic data folder")
-  parser.add_argument("--out", required=True, help="folder for the cases, videos and JSON")
+  parser.add_argument("--run", help="chain folder: vqgan/ swap/ lipsync/")
+  parser.add_argument("--data", help="the prepared synthetic data folder")
+  parser.add_argument("--out", help="folder for the cases, videos and JSON")
+  parser.add_argument("--compare", nargs=2, metavar=("A_JSON", "B_JSON"),
+                      help="pair two identity_budget.json results (B - A) instead of a run")
   parser.add_argument("--max_clips", type=int, default=0, help="0: every held-out clip")
   parser.add_argument("--max_frames", type=int, default=25, help="0: whole clips")
   parser.add_argument("--batch_size", type=int, default=8)
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
+  if args.compare:
+    return _compare_files(args.compare, args.seed)
+  if not (args.run and args.data and args.out):
+    parser.error("--run, --data and --out are required (or --compare A_JSON B_JSON)")
   try:
     result = run(args)
   except UserError as e:

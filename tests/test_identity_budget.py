@@ -1,5 +1,6 @@
 """benchmarks/identity_budget.py: its crop rescaling and paste (what every truth row goes through),
 and its one-line error on a missing chain. The rows themselves are the eval's and generate's code."""
+import json
 import types
 
 import cv2
@@ -54,3 +55,33 @@ def test_missing_chain_is_one_line_and_exit_1(tmp_path, capsys):
                                "--out", str(tmp_path / "out")])
   err = capsys.readouterr().err.strip().splitlines()
   assert code == 1 and len(err) == 1 and "nope" in err[0] and "does not exist" in err[0]
+
+
+def _result(run, per_clip_retrieve):
+  cell = lambda per: dict(value=float(np.mean(list(per.values()))), low=0.0, high=100.0,
+                          per_clip=per)
+  return dict(run=run, rows={"chain": dict(
+      title="chain (swap + lip-sync)", id_retrieve=cell(per_clip_retrieve),
+      distance=cell({c: 0.5 for c in per_clip_retrieve}))})
+
+
+def test_compare_pairs_two_results_over_shared_clips(tmp_path, capsys):
+  a = _result("A", {"c0": 10.0, "c1": 20.0, "c2": 30.0})
+  b = _result("B", {"c0": 20.0, "c1": 30.0, "c2": 40.0, "c9": 99.0})   # c9: only B scored it
+  text = identity_budget.compare(a, b)
+  chain_retrieve = next(l for l in text.splitlines() if "id_retrieve" in l)
+  assert chain_retrieve.rstrip().endswith("10 [10, 10]")     # +10 on every shared clip
+  assert next(l for l in text.splitlines() if "distance" in l).rstrip().endswith("0 [0, 0]")
+  for name, result in (("a.json", a), ("b.json", b)):
+    (tmp_path / name).write_text(json.dumps(result))
+  assert identity_budget.main(["--compare", str(tmp_path / "a.json"),
+                               str(tmp_path / "b.json")]) == 0
+  assert "B - A, paired over clips" in capsys.readouterr().out
+  # other data (no shared clip) and an unreadable file: one line, exit 1
+  (tmp_path / "c.json").write_text(json.dumps(_result("C", {"x": 1.0})))
+  assert identity_budget.main(["--compare", str(tmp_path / "a.json"),
+                               str(tmp_path / "c.json")]) == 1
+  assert "share no clip" in capsys.readouterr().err
+  assert identity_budget.main(["--compare", str(tmp_path / "a.json"),
+                               str(tmp_path / "missing.json")]) == 1
+  assert "missing.json: not a readable identity_budget.json" in capsys.readouterr().err
