@@ -206,7 +206,7 @@ def compare(a: dict, b: dict, seed: int = 0) -> str:
       diff = table.from_clips({c: per_b[c] - per_a[c] for c in clips}, seed)
       lines.append(f"{row['title']:38s} {figure:12s} {_cell(row[figure]):>22s} "
                    f"{_cell(b['rows'][key][figure]):>22s} "
-                   f"{_cell(dict(value=diff.value, low=diff.low, high=diff.high)):>26s}")
+                   f"{_cell(diff.to_json()):>26s}")
   return "\n".join(lines)
 
 
@@ -218,8 +218,11 @@ def _compare_files(paths, seed: int) -> int:
         results.append(json.loads(pathlib.Path(path).read_text()))
       except (OSError, ValueError) as e:
         raise UserError(f"{path}: not a readable identity_budget.json ({e})") from e
-    print(compare(*results, seed=seed))
-  except (UserError, KeyError) as e:
+    try:
+      print(compare(*results, seed=seed))
+    except KeyError as e:
+      raise UserError(f"{paths}: not identity_budget.json results (no key {e})") from e
+  except UserError as e:
     print(f"identity_budget: {e}", file=sys.stderr)
     return 1
   return 0
