@@ -1,6 +1,7 @@
 """Claim C1 (16x beats 8x VQGAN compression for swap and sync) from two chains' cross-driven evals.
 
-The two chains come from one recipe and budget and differ only in stage 0's compression: the
+The two chains come from one recipe and differ in stage 0's compression (and, for a pair at equal
+wall-clock, in its steps: each label names them): the
 quickstart's (`tools/quickstart.sh`) on `configs/vqgan.py:micro` (f2 at 32 px: 16x16 tokens) and the
 same script with SWAPTALK_VQGAN=micro_8x8 (f4: 8x8 tokens), the paper's 8x -> 16x step at CPU size.
 Each is scored by `swaptalk eval --setting cross` on the same held-out clips. For each
@@ -20,16 +21,19 @@ NAMES = ("less compressed", "more compressed")
 
 
 def compression_label(run: str) -> str:
-  """'micro_8x8: f4, 32 px -> 8x8 tokens' from the chain's stage-0 (vqgan/) stored config."""
-  config_file = checkpoint.step_dir(str(pathlib.Path(run) / "vqgan")) / "config" / "metadata"
+  """'micro_8x8: f4, 32 px -> 8x8 tokens, 1000 steps' from the chain's stage-0 (vqgan/) stored
+  config and its latest checkpoint (the steps say whether a pair had equal steps or equal time)."""
+  vqgan_step = checkpoint.step_dir(str(pathlib.Path(run) / "vqgan"))
+  config_file = vqgan_step / "config" / "metadata"
   try:
     config = json.loads(config_file.read_text())
   except (OSError, json.JSONDecodeError) as e:
     raise UserError(f"{config_file}: no readable VQGAN config: {e}") from None
   factor = 2 ** (len(config["model"]["ch_mult"]) - 1)
   size = config["data"]["image_size"]
-  return (f"{config.get('variant', '?')}: f{factor}, {size} px -> {size // factor}x{size // factor} "
-          "tokens")
+  grid = size // factor
+  return (f"{config.get('variant', '?')}: f{factor}, {size} px -> {grid}x{grid} tokens, "
+          f"{vqgan_step.name} steps")
 
 
 def c1_table(less: dict, more: dict, labels: tuple[str, str], seed: int = 0,

@@ -1,5 +1,7 @@
 """Claim C1's table (benchmarks/claims_c1.py) from two chains' eval JSONs, and benchmarks/claims.py's
 --c1 wiring. No training: hand-made eval documents."""
+import json
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,17 @@ def test_c1_with_a_chain_folder_needs_data_and_out(tmp_path, capsys, monkeypatch
   monkeypatch.setattr("sys.argv", ["claims.py", "--c1", str(tmp_path), str(tmp_path)])
   with pytest.raises(SystemExit, match="--c1 with chain folders needs --data and --out"):
     claims.main()
+
+
+def test_compression_label_names_grid_and_steps_of_the_latest_vqgan_checkpoint(tmp_path):
+  for step in (1000, 9000):
+    (tmp_path / "vqgan" / "checkpoints" / str(step) / "state").mkdir(parents=True)
+    config = tmp_path / "vqgan" / "checkpoints" / str(step) / "config"
+    config.mkdir()
+    (config / "metadata").write_text(json.dumps(
+        {"variant": "micro_f4", "model": {"ch_mult": [1, 2, 2]}, "data": {"image_size": 64}}))
+  assert claims_c1.compression_label(str(tmp_path)) == (
+      "micro_f4: f4, 64 px -> 16x16 tokens, 9000 steps")
+  (config / "metadata").write_text("{not json")
+  with pytest.raises(UserError, match="no readable VQGAN config"):
+    claims_c1.compression_label(str(tmp_path))
