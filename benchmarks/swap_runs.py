@@ -1,11 +1,11 @@
 """Trained swap runs scored side by side on held-out exact-truth pairs (no training here).
 
-  python benchmarks/swap_runs.py RUN [RUN ...] --data DIR [--frames_per_clip 4] [--json OUT]
+  python benchmarks/swap_runs.py RUN[@STEP] [RUN[@STEP] ...] --data DIR [--json OUT]
 
-Each RUN is a `swaptalk train` workdir of configs/swap.py (its latest checkpoint, EMA params, the
-frozen VQGAN its config names). Every run is scored by evaluators/swap_pairs.py on the test split
-of DIR (which may hold more held-out identities than the data it was trained on) next to the
-trivial swaps of ITS VQGAN. The question this answers: does a swap beat copying the source
+Each RUN is a `swaptalk train` workdir of configs/swap.py (its latest checkpoint, or STEP's; EMA
+params; the frozen VQGAN its config names). Every run is scored by evaluators/swap_pairs.py on the
+test split of DIR (which may hold more held-out identities than the data it was trained on) next
+to the trivial swaps of the first run's VQGAN. The question this answers: does a swap beat copying the source
 photo's tokens D(S_VQ), and does a longer or different run beat another? So besides each row's
 means it prints, paired over the target clips with a bootstrap interval, swap - D(S_VQ) of each
 run and, for two or more runs, each run - the first.
@@ -33,9 +33,18 @@ METRICS = (("l1", "L1", False), ("l1_lower", "L1 lower", False), ("ssim", "SSIM"
 BASELINES = ("no_swap", "paste_source", "vqgan_source", "vqgan_gt")
 
 
-def score_run(workdir: str, data: str, frames_per_clip: int) -> dict:
-  """swap_pair_values of one trained run on DATA's test split, plus the run's step."""
-  params, step, config = checkpoint.load_params(workdir, group="swap", ema=True)
+def run_and_step(spec: str) -> tuple[str, int | None]:
+  """'RUN@1000' -> (RUN, 1000); 'RUN' -> (RUN, None): the latest checkpoint."""
+  workdir, at, step = spec.rpartition("@")
+  if at and step.isdigit():
+    return workdir, int(step)
+  return spec, None
+
+
+def score_run(spec: str, data: str, frames_per_clip: int) -> dict:
+  """swap_pair_values of one trained run (RUN or RUN@STEP) on DATA's test split, plus its step."""
+  workdir, step = run_and_step(spec)
+  params, step, config = checkpoint.load_params(workdir, group="swap", ema=True, step=step)
   if config.get("stage") != "swap":
     raise UserError(f"{workdir} is a {config.get('stage')!r} run, not a swap run")
   task = swap_trainer.make_task(config)
@@ -94,8 +103,10 @@ def report(names: list[str], results: list[dict], resamples: int = 1000) -> str:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("runs", nargs="+", help="swaptalk train workdirs of configs/swap.py")
-  parser.add_argument("--data", required=True, help="data_dir holding synthetic/ (its test split is scored)")
+  parser.add_argument("runs", nargs="+", help="swaptalk train workdirs of configs/swap.py, each "
+                      "optionally @STEP (default: its latest checkpoint)")
+  parser.add_argument("--data", required=True, 
+                      help="data_dir holding synthetic/ (its test split is scored)")
   parser.add_argument("--names", nargs="*", default=None, help="one label per run")
   parser.add_argument("--frames_per_clip", type=int, default=4)
   parser.add_argument("--resamples", type=int, default=1000)

@@ -53,7 +53,16 @@ def test_runs_scored_on_different_pairs_are_refused():
 
 
 def test_a_run_of_another_stage_is_refused(tmp_path, monkeypatch):
+  asked = []
   monkeypatch.setattr(swap_runs.checkpoint, "load_params",
-                      lambda *a, **k: ({}, 5, {"stage": "lipsync"}))
+                      lambda workdir, **k: asked.append((workdir, k["step"])) or
+                      ({}, 5, {"stage": "lipsync"}))
   with pytest.raises(UserError, match="is a 'lipsync' run, not a swap run"):
-    swap_runs.score_run(str(tmp_path), str(tmp_path), 4)
+    swap_runs.score_run(f"{tmp_path}@1000", str(tmp_path), 4)
+  assert asked == [(str(tmp_path), 1000)]
+
+
+def test_run_at_step():
+  assert swap_runs.run_and_step("/runs/swap@1500") == ("/runs/swap", 1500)
+  assert swap_runs.run_and_step("/runs/swap") == ("/runs/swap", None)
+  assert swap_runs.run_and_step("/runs/a@b/swap") == ("/runs/a@b/swap", None)
