@@ -5,10 +5,10 @@
 Each RUN is a `swaptalk train` workdir of configs/swap.py (its latest checkpoint, or STEP's; EMA
 params; the frozen VQGAN its config names). Every run is scored by evaluators/swap_pairs.py on the
 test split of DIR (which may hold more held-out identities than the data it was trained on) next
-to the trivial swaps of the first run's VQGAN. The question this answers: does a swap beat copying the source
-photo's tokens D(S_VQ), and does a longer or different run beat another? So besides each row's
-means it prints, paired over the target clips with a bootstrap interval, swap - D(S_VQ) of each
-run and, for two or more runs, each run - the first.
+to the trivial swaps of the first run's VQGAN. The question this answers: does a swap beat copying
+the source photo's tokens D(S_VQ), and does a longer or different run beat another? So besides
+each row's means it prints, paired over the target clips with a bootstrap interval, swap - D(S_VQ)
+of each run (its own VQGAN's) and, for two or more runs, each run - the first.
 """
 import argparse
 import json
