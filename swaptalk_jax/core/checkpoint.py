@@ -28,12 +28,16 @@ class CheckpointMismatchError(UserError):
   """A workdir or checkpoint that this run cannot resume."""
 
 
-def make_manager(workdir: str, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
+def make_manager(workdir: str, keep: int, async_save: bool = True,
+                 read_only: bool = False) -> ocp.CheckpointManager:
+  """The run's checkpoint manager. A writing one creates checkpoints/ and starts Orbax's cleanup of
+  unfinished saves in a background thread; a read_only one does neither (checking a workdir)."""
   options = ocp.CheckpointManagerOptions(
       preservation_policy=ocp.checkpoint_managers.preservation_policy.LatestN(keep),
       enable_async_checkpointing=async_save,
-      cleanup_tmp_directories=True,
-      create=True)
+      cleanup_tmp_directories=not read_only,
+      create=not read_only,
+      read_only=read_only)
   handlers = dict(state=ocp.StandardCheckpointHandler(), config=ocp.JsonCheckpointHandler(),
                   data=grain.checkpoint.CheckpointHandler())
   return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),

@@ -153,11 +153,16 @@ def build_trainer(config: ml_collections.ConfigDict, workdir: str, task: Any = N
                                                     min_size=config.fsdp_min_size)
   abstract_state = _with_shardings(sharding.strip_boxes(abstract_boxed), state_shardings)
 
+  # A workdir of another config is refused through a read-only manager, before the writing one
+  # starts Orbax's background cleanup: exiting on the error then leaves no thread mid-work (which
+  # printed a traceback after the one-line error).
+  with contextlib.closing(checkpoint.make_manager(workdir, config.train.keep_checkpoints,
+                                                  read_only=True)) as existing:
+    latest = existing.latest_step()
+    if latest is not None:
+      checkpoint.check_compatible(existing, latest, config, abstract_state)
   manager = checkpoint.make_manager(workdir, config.train.keep_checkpoints,
                                     config.train.async_checkpointing)
-  latest = manager.latest_step()
-  if latest is not None:
-    checkpoint.check_compatible(manager, latest, config, abstract_state)
 
   batch_sharding = sharding.batch_sharding(mesh)
   batch_shardings = {k: batch_sharding for k in batch_spec}
