@@ -1,10 +1,10 @@
 """Claim C1 (16x beats 8x VQGAN compression for swap and sync) from two chains' cross-driven evals.
 
 The two chains come from one recipe and differ in stage 0's compression (and, for a pair at equal
-wall-clock, in stage 0's steps: each label names them): e.g. the quickstart's (`tools/quickstart.sh`)
-on `configs/vqgan.py:micro_32x32` (f2 at 64 px: 32x32 tokens) and the same script with
-SWAPTALK_VQGAN=micro_f4 (f4: 16x16 tokens), the paper's 8x -> 16x step at CPU size.
-Each is scored by `swaptalk eval --setting cross` on the same held-out clips. For each
+wall-clock, in stage 0's steps: each label names them): e.g. the quickstart's
+(`tools/quickstart.sh`) on `configs/vqgan.py:micro_32x32` (f2 at 64 px: 32x32 tokens) and the
+same script with SWAPTALK_VQGAN=micro_f4 (f4: 16x16 tokens), the paper's 8x -> 16x step at CPU
+size. Each is scored by `swaptalk eval --setting cross` on the same held-out clips. For each
 exact-ground-truth metric (SSIM and L1 to the true swap-and-resync frames: swap and sync together;
 mouth-opening correlation with the truth: sync; dlib ID retrieve: swap) the table gives both chains'
 means and the PAIRED difference more - less compressed over the same clips with its bootstrap
