@@ -20,12 +20,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from benchmarks import claims  # noqa: E402
+from benchmarks import swap as swap_bench  # noqa: E402
 from swaptalk_jax.core import checkpoint  # noqa: E402
 from swaptalk_jax.core.task import FROZEN  # noqa: E402
 from swaptalk_jax.data import pipelines  # noqa: E402
 from swaptalk_jax.errors import UserError  # noqa: E402
 from swaptalk_jax.evaluators import swap_pairs  # noqa: E402
-from swaptalk_jax.metrics import bootstrap  # noqa: E402
 from swaptalk_jax.trainers import swap as swap_trainer  # noqa: E402
 
 METRICS = (("l1", "L1", False), ("l1_lower", "L1 lower", False), ("ssim", "SSIM", True),
@@ -56,14 +57,11 @@ def score_run(spec: str, data: str, frames_per_clip: int) -> dict:
   return result
 
 
-def per_clip(values: np.ndarray, clips: np.ndarray) -> np.ndarray:
-  """Mean per target clip (the bootstrap's resampling unit), in sorted clip order."""
-  return np.array([np.mean(values[clips == c]) for c in np.unique(clips)])
-
-
-def paired(a: np.ndarray, b: np.ndarray, clips: np.ndarray, resamples: int) -> str:
-  """a - b over the same pairs, averaged per clip, with its bootstrap interval."""
-  interval = bootstrap.mean_interval(per_clip(a - b, clips), resamples=resamples, seed=0)
+def paired(a: dict, b: dict, key: str, clips: np.ndarray, resamples: int) -> str:
+  """a - b of one metric over the same pairs, averaged per target clip (benchmarks/swap.py's
+  per_clip), with claims.paired_difference's bootstrap interval."""
+  interval = claims.paired_difference(swap_bench.per_clip({key: a[key]}, clips)[key],
+                                      swap_bench.per_clip({key: b[key]}, clips)[key], 0, resamples)
   return f"{interval.value:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]"
 
 
@@ -95,7 +93,7 @@ def report(names: list[str], results: list[dict], resamples: int = 1000) -> str:
   comparisons += [(f"{n} - {names[0]}", r["values"]["swap"], results[0]["values"]["swap"])
                   for n, r in zip(names[1:], results[1:])]
   for label, a, b in comparisons:
-    cells = [paired(a[key], b[key], clips, resamples) if key in a and key in b else "-"
+    cells = [paired(a, b, key, clips, resamples) if key in a and key in b else "-"
              for key, _, _ in METRICS]
     lines.append(f"| {label} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
