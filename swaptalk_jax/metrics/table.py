@@ -130,7 +130,9 @@ def markdown(setting: str, rows: Mapping[str, Mapping[str, Cell]], title: str = 
            "|---|" + "---|" * len(columns)]
   for method, cells in rows.items():
     lines.append(f"| {method} | " + " | ".join(format_cell(cells.get(c.key)) for c in columns) + " |")
-  lines += ["", "Values: mean over clips [95% percentile bootstrap interval over clips].", ""]
+  lines += ["", "Values: mean over clips [95% percentile bootstrap interval over clips]; FID and "
+            "FD-dlib are distances between the whole frame sets, their intervals from resampled "
+            "clips, which lean high (a resample repeats clips) and can lie above the value.", ""]
   reasons = {}
   for method, cells in rows.items():
     for c in columns:
