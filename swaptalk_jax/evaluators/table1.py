@@ -6,6 +6,8 @@ turns into <out>/cases/<clip>/output.mp4. Output, target and truth are read back
 resolution (the synthetic set's crops are its whole frames: the framing every stage was trained
 on) and scored by metrics/clip_metrics.py, next to two baselines that need no model:
   no swap  the target video unchanged;   copy  the source photo, still, on every frame;
+  colour only  the source photo averaged to 4x4 cells, still: its skin, hair and background
+           colours without facial structure, so an ID retrieve near it is colour, not identity;
 and the chain's own wrong-audio control, `shifted audio`: the same case generated with its driving
 audio rotated by half its length (same voice and loudness, wrong timing), so a mouth column that
 does not drop there is not following the audio; and, unless options.cascades is off, the two
@@ -37,7 +39,9 @@ ROWS = {"chain": "SwapTalk (this chain)",
         "shifted_audio": "this chain, audio shifted by half the clip (wrong sync)",
         **{key: spec[0] for key, spec in cascades_lib.CASCADES.items()},
         "no_swap": "no swap (target video)",
-        "copy": "copy (source photo, still)"}
+        "copy": "copy (source photo, still)",
+        "colour": "colour only (source photo at 4x4 px, still)"}
+COLOUR_GRID = 4   # cells per side of the colour-only baseline
 NO_WEIGHTS = ("not run (no weights: --{flag}, a file from `swaptalk convert {net}`); never computed "
               "with a random network")
 
@@ -126,7 +130,16 @@ def _wav_int16(path: str) -> np.ndarray:
     return np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.int16)
 
 
-# row key -> the case's video it scores (no_swap and copy are made from the inputs)
+def colour_only(photo: np.ndarray, grid: int = COLOUR_GRID) -> np.ndarray:
+  """uint8 [S, S, 3] -> the same size keeping only its colour layout: area-averaged to grid x
+  grid cells, then scaled back bilinearly (no eyes, nose or mouth left to recognise)."""
+  import cv2  # pylint: disable=import-outside-toplevel
+  size = photo.shape[:2][::-1]
+  cells = cv2.resize(photo, (grid, grid), interpolation=cv2.INTER_AREA)
+  return cv2.resize(cells, size, interpolation=cv2.INTER_LINEAR)
+
+
+# row key -> the case's video it scores (no_swap, copy and colour are made from the inputs)
 VIDEOS = {"chain": "output.mp4", "shifted_audio": "output_shifted_audio.mp4",
           **{key: cascades_lib.output_name(key) for key in cascades_lib.CASCADES}}
 
@@ -146,7 +159,8 @@ def eval_clips(case: demo.Case, size: int, keys=tuple(ROWS)) -> dict[str, clip_m
                 audio=_wav_int16(case.path("audio.wav")), exact=demo.resize_frames(truth, size),
                 gallery_exclude=case.source_clip)
   generated = {k: demo.resize_frames(read[name], size) for k, name in videos.items()}
-  generated.update(no_swap=target, copy=np.repeat(photo, case.num_frames, axis=0))
+  generated.update(no_swap=target, copy=np.repeat(photo, case.num_frames, axis=0),
+                   colour=np.repeat(colour_only(photo[0])[None], case.num_frames, axis=0))
   return {k: clip_metrics.EvalClip(case.target_clip, generated[k], **common) for k in keys}
 
 
