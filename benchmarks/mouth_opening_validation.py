@@ -32,6 +32,8 @@ flags.DEFINE_string("vqgan", "outputs/chain/vqgan", "stage-0 run (VQGAN round tr
 flags.DEFINE_integer("size", 32, "image size the frames are decoded at (the chain's)")
 flags.DEFINE_string("measures", "darkness,darkness-ref,dlib-outer,dlib-inner,probe",
                     "measures to run")
+flags.DEFINE_float("tone_split", 140.0, "also split the per-clip r by skin tone: clips whose "
+                   "face-centre luminance (frame 0, 0-255) is below this are 'darker'; 0: no split")
 
 MOUTH_ROWS, MOUTH_COLS = (0.6, 0.88), (0.28, 0.72)   # configs/lipsync.py eval box
 
@@ -82,6 +84,20 @@ def darkness(frames: np.ndarray) -> np.ndarray:
   return np.maximum(0.35 - lum, 0.0).mean((1, 2))
 
 
+def face_luminance(frames: np.ndarray) -> np.ndarray:
+  """[N] mean luminance (0-255) of each frame's face centre (cheeks and nose of the synthetic
+  set's aligned crops): the skin tone the per-clip split groups by."""
+  s = frames.shape[1]
+  return frames[:, int(s * 0.45):int(s * 0.6), int(s * 0.35):int(s * 0.65)].astype(
+      np.float64).mean((1, 2, 3))
+
+
+def per_clip_r(values: np.ndarray, exact: np.ndarray, clips: np.ndarray) -> np.ndarray:
+  """[clips] Pearson r of each clip (clips in first-seen order)."""
+  return np.array([np.corrcoef(values[clips == c], exact[clips == c])[0, 1]
+                   for c in dict.fromkeys(clips)])
+
+
 def dlib_opening(frames: np.ndarray, lips: str) -> np.ndarray:
   from swaptalk_jax.metrics import mouth_frames  # pylint: disable=import-outside-toplevel
   return mouth_frames.crop_openings(frames, lips=lips)
@@ -116,6 +132,8 @@ def main(argv):
         f"openness mean {exact.mean():.3f}, {np.mean(exact < 0.05):.0%} frames < 0.05")
   print(f"{'measure':<14}" + "".join(f"{name + ' r pooled / clip mean / clip min':>46}"
                                      for name in sets))
+  darker = face_luminance(first) < FLAGS.tone_split
+  by_tone = []
   for name in names:
     cells = []
     for images in sets.values():
@@ -130,7 +148,17 @@ def main(argv):
       else:
         raise app.UsageError(f"unknown measure {name!r}")
       cells.append("{:+.3f} / {:+.3f} / {:+.3f}".format(*pearsons(v, exact, clips)))
+      per = per_clip_r(v, exact, clips)
+      by_tone.append("{:+.3f} / {:+.3f}  {:+.3f} / {:+.3f}".format(
+          *(f(per[group]) if group.any() else np.nan
+            for group in (darker, ~darker) for f in (np.mean, np.min))))
     print(f"{name:<14}" + "".join(f"{c:>46}" for c in cells), flush=True)
+  if FLAGS.tone_split > 0:
+    print(f"\nper-clip r by skin tone: {int(darker.sum())} darker clips (face-centre luminance "
+          f"< {FLAGS.tone_split:g}) mean / min, {int((~darker).sum())} lighter mean / min")
+    for i, name in enumerate(names):
+      row = by_tone[i * len(sets):(i + 1) * len(sets)]
+      print(f"{name:<14}" + "".join(f"{c:>46}" for c in row))
   print(f"({time.time() - start:.0f} s)")
 
 
