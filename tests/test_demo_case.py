@@ -55,7 +55,12 @@ def test_ground_truth_scores_as_the_ceiling_and_the_target_lower(case, tmp_path)
   assert rows["output"]["mouth_corr"] > 0.9 and rows["ground_truth"]["mouth_corr"] == 1.0
   assert rows["target"]["id_top1"] < 0.5
   assert 0 < scores["chance_id_top1"] < 0.5
-  assert "output BEATS the no-swap video and chance" in demo.format_scores(case, scores)
+  assert scores["colour_id_top1"] in (0.0, 1.0)    # one still photo: found or not
+  # The identity verdict weighs the output against the best of the three identity baselines.
+  for colour, verdict in ((0.0, "BEATS"), (1.0, "does NOT beat")):
+    text = demo.format_scores(case, {**scores, "colour_id_top1": colour})
+    assert f"identity: the output {verdict} the no-swap video, chance and the source's colours" \
+        in text and f"{'source colours only (4x4 photo)':34s}{colour:25.2f}" in text
 
 
 def test_bad_input_is_one_line(tmp_path, case, capsys):

@@ -123,3 +123,15 @@ def test_cached_descriptors_embed_each_content_once():
   # no cache: every frame, every time
   idp.embed_crops_cached(frames, idp.SYNTHETIC_FACE_BOX, None, embedder)
   assert embedder.calls == 7
+
+
+def test_colour_only_keeps_the_colour_layout_and_drops_the_features():
+  photo = np.zeros((64, 64, 3), np.uint8)
+  photo[:, :32] = (200, 150, 120)                   # skin on the left half, background right
+  photo[:, 32:] = (30, 160, 40)
+  photo[20:23, 10:13] = 0                           # an "eye": 9 dark pixels in a 16x16 cell
+  out = idp.colour_only(photo)
+  assert out.shape == photo.shape and out.dtype == np.uint8
+  assert np.abs(out[21, 11].astype(int) - (200, 150, 120)).max() <= 10  # no dark eye left
+  assert np.abs(out[40:, :8].astype(int) - (200, 150, 120)).max() <= 1   # skin colour kept
+  assert np.abs(out[60, 60].astype(int) - (30, 160, 40)).max() <= 1   # background colour kept

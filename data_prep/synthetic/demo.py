@@ -204,7 +204,9 @@ def score_case(case_dir: str, output: str) -> dict:
   """Figures of `output` (the generated mp4) against the case's exact ground truth.
 
   Returns {'rows': {name: {'id_top1', 'mouth_corr'}} for 'output', 'target' (the target video:
-  no swap, no sync) and 'ground_truth' (its own ceiling), 'chance_id_top1', 'target_track_corr'
+  no swap, no sync) and 'ground_truth' (its own ceiling), 'colour_id_top1' (the source photo
+  reduced to its colours, `identity_preservation.colour_only`: what colour alone retrieves),
+  'chance_id_top1', 'target_track_corr'
   (the target's own exact mouth track vs the driving one's: what keeping B's lips scores with
   perfect landmarks), 'frames', 'gallery'}.
   id_top1: share of frames whose nearest dlib descriptor among the split's frames (outside the
@@ -213,6 +215,7 @@ def score_case(case_dir: str, output: str) -> dict:
   """
   from swaptalk_jax.data.dataset import labelled_frames  # pylint: disable=import-outside-toplevel
   from swaptalk_jax.evaluators import swap_pairs  # pylint: disable=import-outside-toplevel
+  from swaptalk_jax.inference import media  # pylint: disable=import-outside-toplevel
   from swaptalk_jax.metrics import identity_preservation  # pylint: disable=import-outside-toplevel
   from swaptalk_jax.metrics import lmd, mouth  # pylint: disable=import-outside-toplevel
   case = load_case(case_dir)
@@ -238,7 +241,12 @@ def score_case(case_dir: str, output: str) -> dict:
         id_top1=swap_pairs.identity_retrieval(faces, np.full(len(faces), case.source_identity),
                                               gallery, labels),
         mouth_corr=mouth.opening_correlation(points, truth_points, LIPS))
-  return dict(rows=rows, chance_id_top1=float(np.mean(labels == case.source_identity)),
+  photo = resize_frames(media.read_photo(case.path("source.png"))[None], size)[0]
+  colour = identity_preservation.colour_only(photo)[None]
+  colour_id = swap_pairs.identity_retrieval(colour, np.full(1, case.source_identity), gallery,
+                                            labels)
+  return dict(rows=rows, colour_id_top1=float(colour_id),
+              chance_id_top1=float(np.mean(labels == case.source_identity)),
               target_track_corr=mouth.pearson(truth["target_openness"],
                                               truth["driving_openness"]),
               frames=case.num_frames, gallery=int(len(gallery)))
@@ -255,13 +263,15 @@ def format_scores(case: Case, scores: dict) -> str:
   for key, label in ROW_NAMES.items():
     lines.append(f"{label:34s}{rows[key]['id_top1']:25.2f}{rows[key]['mouth_corr']:22.2f}")
   lines.append(f"{'chance (random gallery face)':34s}{scores['chance_id_top1']:25.2f}")
+  lines.append(f"{'source colours only (4x4 photo)':34s}{scores['colour_id_top1']:25.2f}")
   lines.append(f"{'target mouth track (exact) vs truth':34s}{'':25s}"
                f"{scores['target_track_corr']:22.2f}")
-  best_id = max(rows["target"]["id_top1"], scores["chance_id_top1"])
+  best_id = max(rows["target"]["id_top1"], scores["chance_id_top1"], scores["colour_id_top1"])
   best_mouth = max(rows["target"]["mouth_corr"], scores["target_track_corr"])
   verdict = lambda beats: "BEATS" if beats else "does NOT beat"  # noqa: E731
-  lines.append(f"identity: the output {verdict(out['id_top1'] > best_id)} the no-swap video and "
-               f"chance ({out['id_top1']:.2f} vs {best_id:.2f}); mouth: it "
+  lines.append(f"identity: the output {verdict(out['id_top1'] > best_id)} the no-swap video, "
+               f"chance and the source's colours alone ({out['id_top1']:.2f} vs "
+               f"{best_id:.2f}); mouth: it "
                f"{verdict(out['mouth_corr'] > best_mouth)} the target's own mouth "
                f"({out['mouth_corr']:.2f} vs {best_mouth:.2f})")
   lines.append(f"({scores['frames']} frames of {case.source_identity}'s photo "

@@ -41,7 +41,6 @@ ROWS = {"chain": "SwapTalk (this chain)",
         "no_swap": "no swap (target video)",
         "copy": "copy (source photo, still)",
         "colour": "colour only (source photo at 4x4 px, still)"}
-COLOUR_GRID = 4   # cells per side of the colour-only baseline
 NO_WEIGHTS = ("not run (no weights: --{flag}, a file from `swaptalk convert {net}`); never computed "
               "with a random network")
 
@@ -130,15 +129,6 @@ def _wav_int16(path: str) -> np.ndarray:
     return np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.int16)
 
 
-def colour_only(photo: np.ndarray, grid: int = COLOUR_GRID) -> np.ndarray:
-  """uint8 [S, S, 3] -> the same size keeping only its colour layout: area-averaged to grid x
-  grid cells, then scaled back bilinearly (no eyes, nose or mouth left to recognise)."""
-  import cv2  # pylint: disable=import-outside-toplevel
-  size = photo.shape[:2][::-1]
-  cells = cv2.resize(photo, (grid, grid), interpolation=cv2.INTER_AREA)
-  return cv2.resize(cells, size, interpolation=cv2.INTER_LINEAR)
-
-
 # row key -> the case's video it scores (no_swap, copy and colour are made from the inputs)
 VIDEOS = {"chain": "output.mp4", "shifted_audio": "output_shifted_audio.mp4",
           **{key: cascades_lib.output_name(key) for key in cascades_lib.CASCADES}}
@@ -160,7 +150,7 @@ def eval_clips(case: demo.Case, size: int, keys=tuple(ROWS)) -> dict[str, clip_m
                 gallery_exclude=case.source_clip)
   generated = {k: demo.resize_frames(read[name], size) for k, name in videos.items()}
   generated.update(no_swap=target, copy=np.repeat(photo, case.num_frames, axis=0),
-                   colour=np.repeat(colour_only(photo[0])[None], case.num_frames, axis=0))
+                   colour=np.repeat(identity_preservation.colour_only(photo[0])[None], case.num_frames, axis=0))
   return {k: clip_metrics.EvalClip(case.target_clip, generated[k], **common) for k in keys}
 
 

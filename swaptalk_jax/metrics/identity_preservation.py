@@ -31,6 +31,18 @@ MIN_SIDE = identity_lib.CHIP_SIZE
 FLOAT_RANGE_LIMIT = 1.5
 
 
+COLOUR_GRID = 4   # cells per side of the colour-only baseline
+
+
+def colour_only(photo: np.ndarray, grid: int = COLOUR_GRID) -> np.ndarray:
+  """uint8 [S, S, 3] -> the same size keeping only its colour layout: area-averaged to grid x
+  grid cells, then scaled back bilinearly (skin, hair and background colours; no eyes, nose or
+  mouth). The identity baseline a blurred swap must beat to carry more than colour."""
+  size = photo.shape[:2][::-1]
+  cells = cv2.resize(photo, (grid, grid), interpolation=cv2.INTER_AREA)
+  return cv2.resize(cells, size, interpolation=cv2.INTER_LINEAR)
+
+
 @functools.lru_cache(maxsize=1)
 def default_embedder() -> identity_lib.DlibIdentityEmbedder:
   """One dlib embedder per process (loading the predictors takes about a second)."""
