@@ -33,7 +33,8 @@ flags.DEFINE_integer("size", 32, "image size the frames are decoded at (the chai
 flags.DEFINE_string("measures", "darkness,darkness-ref,dlib-outer,dlib-inner,probe",
                     "measures to run")
 flags.DEFINE_float("tone_split", 140.0, "also split the per-clip r by skin tone: clips whose "
-                   "face-centre luminance (frame 0, 0-255) is below this are 'darker'; 0: no split")
+                   "face-centre luminance (frame 0, 0-255) is below this are 'darker' (the "
+                   "split of identity_preservation.TONE_SPLIT); 0: no split")
 
 MOUTH_ROWS, MOUTH_COLS = (0.6, 0.88), (0.28, 0.72)   # configs/lipsync.py eval box
 
@@ -84,14 +85,6 @@ def darkness(frames: np.ndarray) -> np.ndarray:
   return np.maximum(0.35 - lum, 0.0).mean((1, 2))
 
 
-def face_luminance(frames: np.ndarray) -> np.ndarray:
-  """[N] mean luminance (0-255) of each frame's face centre (cheeks and nose of the synthetic
-  set's aligned crops): the skin tone the per-clip split groups by."""
-  s = frames.shape[1]
-  return frames[:, int(s * 0.45):int(s * 0.6), int(s * 0.35):int(s * 0.65)].astype(
-      np.float64).mean((1, 2, 3))
-
-
 def per_clip_r(values: np.ndarray, exact: np.ndarray, clips: np.ndarray) -> np.ndarray:
   """[clips] Pearson r of each clip (clips in first-seen order)."""
   return np.array([np.corrcoef(values[clips == c], exact[clips == c])[0, 1]
@@ -132,7 +125,8 @@ def main(argv):
         f"openness mean {exact.mean():.3f}, {np.mean(exact < 0.05):.0%} frames < 0.05")
   print(f"{'measure':<14}" + "".join(f"{name + ' r pooled / clip mean / clip min':>46}"
                                      for name in sets))
-  darker = face_luminance(first) < FLAGS.tone_split
+  from swaptalk_jax.metrics import identity_preservation  # pylint: disable=import-outside-toplevel
+  darker = identity_preservation.face_luminance(first) < FLAGS.tone_split
   by_tone = []
   for name in names:
     cells = []

@@ -68,6 +68,16 @@ def test_self_driven_table(self_eval):
   assert list(doc["rows"]) == ROWS and doc["setting"] == "self"
   md = (out / "table1_self.md").read_text()
   assert md in stdout and all(f"| {row} |" in md for row in ROWS)
+  # The per-clip figures again, grouped by the source photo's skin tone.
+  tones = doc["meta"]["by_source_tone"]
+  assert sum(tones["counts"].values()) == 2 and "### By the source's skin tone" in md
+  for case in doc["meta"]["cases"]:
+    assert case["source_tone"] == ("darker" if case["source_luminance"] < tones["split"]
+                                   else "lighter")
+  chain_mouth = doc["rows"][table1.ROWS["chain"]]["mouth_corr"]["per_clip"]
+  for group, mean in tones["means"][table1.ROWS["chain"]]["mouth_corr"].items():
+    members = [c["target_clip"] for c in doc["meta"]["cases"] if c["source_tone"] == group]
+    assert mean == pytest.approx(np.mean([chain_mouth[c] for c in members]))
   assert "not run (no weights: --inception_weights" in md
   assert "not run (no weights: --syncnet_weights" in md
   clips = [c["target_clip"] for c in doc["meta"]["cases"]]

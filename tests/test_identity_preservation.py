@@ -135,3 +135,14 @@ def test_colour_only_keeps_the_colour_layout_and_drops_the_features():
   assert np.abs(out[21, 11].astype(int) - (200, 150, 120)).max() <= 10  # no dark eye left
   assert np.abs(out[40:, :8].astype(int) - (200, 150, 120)).max() <= 1   # skin colour kept
   assert np.abs(out[60, 60].astype(int) - (30, 160, 40)).max() <= 1   # background colour kept
+
+
+def test_face_luminance_reads_the_face_centre_and_splits_at_the_tone_threshold():
+  crops = np.zeros((2, 64, 64, 3), np.uint8)        # black border: hair and background
+  crops[0, 28:39, 22:42] = 100                      # the face centre of a darker face
+  crops[1, 28:39, 22:42] = 200
+  lum = idp.face_luminance(crops)
+  np.testing.assert_allclose(lum, [100.0, 200.0])
+  assert [idp.tone_group(v) for v in lum] == ["darker", "lighter"]
+  assert idp.tone_group(idp.TONE_SPLIT) == "lighter"
+  assert idp.tone_group(idp.TONE_SPLIT - 1) == "darker"

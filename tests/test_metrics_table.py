@@ -123,3 +123,16 @@ def test_bad_clips():
     clip_metrics.check_clips([floats, good[1]])
   with pytest.raises(ValueError, match="appears twice"):
     clip_metrics.check_clips([good[0], good[0]])
+
+
+def test_group_means_split_per_clip_values_and_print_one_row_per_method():
+  cells = {"m": table.from_clips({"a": 1.0, "b": 3.0, "c": 0.0}),
+           "s": table.from_clips({"a": 0.5, "b": 0.5, "c": 0.5})}
+  rows = {"chain": {"mouth_corr": cells["m"], "fid": table.skipped("no weights")},
+          "copy": {"mouth_corr": cells["s"]}}
+  means = table.group_means(rows, {"a": "darker", "b": "darker", "c": "lighter"})
+  assert means == {"chain": {"mouth_corr": {"darker": 2.0, "lighter": 0.0}},
+                   "copy": {"mouth_corr": {"darker": 0.5, "lighter": 0.5}}}
+  md = table.group_markdown(means, {"darker": 2, "lighter": 1}, "### by tone")
+  assert md.splitlines()[2] == "| Method | Mouth corr, darker (2) | Mouth corr, lighter (1) |"
+  assert "| chain | 2.00 | 0 |" in md and "| copy | 0.5 | 0.5 |" in md

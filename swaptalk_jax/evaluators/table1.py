@@ -184,6 +184,26 @@ def _label_unweighted(cells: dict, options: EvalOptions) -> dict:
   return cells
 
 
+def source_luminance(case: demo.Case, size: int) -> float:
+  """Face-centre luminance of the case's source photo at `size` px: its skin-tone group."""
+  from swaptalk_jax.inference import media  # pylint: disable=import-outside-toplevel
+  photo = demo.resize_frames(media.read_photo(case.path("source.png"))[None], size)
+  return float(identity_preservation.face_luminance(photo)[0])
+
+
+def by_source_tone(rows: dict, cases: list) -> tuple[dict, str]:
+  """(meta, markdown) of the per-clip figures grouped by the source photo's skin tone: the
+  mouth measure and the micro VQGAN both read darker faces less well (docs/lipsync_table_v.md)."""
+  groups = {c["target_clip"]: c["source_tone"] for c in cases}
+  counts = {g: list(groups.values()).count(g) for g in sorted(set(groups.values()))}
+  means = table.group_means(rows, groups)
+  split = identity_preservation.TONE_SPLIT
+  heading = (f"### By the source's skin tone (face-centre luminance of the source photo < "
+             f"{split:g}: darker); means over each group's clips")
+  return (dict(split=split, counts=counts, means=means),
+          table.group_markdown(means, counts, heading))
+
+
 def _case_meta(case: demo.Case, report, labels, clips, cascade_reports=()) -> dict:
   searched = clips != case.source_clip
   meta = dict(target_clip=case.target_clip, source_identity=case.source_identity,
@@ -231,6 +251,9 @@ def evaluate(chain, data: str, out: str, options: EvalOptions,
     for key, clip in eval_clips(case, size, keys).items():
       per_row[key].append(clip)
     cases.append(_case_meta(case, report, labels, gallery_clips, cascade_reports))
+    luminance = source_luminance(case, size)
+    cases[-1].update(source_luminance=round(luminance, 1),
+                     source_tone=identity_preservation.tone_group(luminance))
     cascade_note = "".join(f"; {r.key} faces {r.stage1.face_frames}/{r.stage2.face_frames} "
                            f"({r.stage2.seconds:.1f} s)" for r in cascade_reports)
     log(f"clip {i + 1}/{len(chosen)} {target.clip_id}: source {case.source_clip} frame 0, audio "
@@ -242,13 +265,15 @@ def evaluate(chain, data: str, out: str, options: EvalOptions,
       resamples=options.resamples, set_resamples=max(10, options.resamples // 10), embed_cache={})
   rows = {ROWS[k]: _label_unweighted(clip_metrics.compute(per_row[k], metric_options), options)
           for k in keys}
+  tone_meta, tone_markdown = by_source_tone(rows, cases)
   meta = dict(setting=options.setting, data=str(dataset), options=dataclasses.asdict(options),
               score_size=size, gallery_frames=int(len(labels)),
               chance_id_retrieve=float(np.mean([c["chance_id_retrieve"] for c in cases])),
-              cases=cases, seconds=round(time.perf_counter() - start, 1))
+              by_source_tone=tone_meta, cases=cases,
+              seconds=round(time.perf_counter() - start, 1))
   title = (f"synthetic test split, {len(cases)} held-out clips x {cases[0]['frames']} frames, "
            f"scored at {size} px; ID retrieve chance {meta['chance_id_retrieve']:.1f} %")
-  paths = table.write(out_dir, options.setting, rows, meta, title)
+  paths = table.write(out_dir, options.setting, rows, meta, title, tone_markdown)
   return Result(paths, rows, meta)
 
 

@@ -43,6 +43,25 @@ def colour_only(photo: np.ndarray, grid: int = COLOUR_GRID) -> np.ndarray:
   return cv2.resize(cells, size, interpolation=cv2.INTER_LINEAR)
 
 
+# Skin-tone groups of the synthetic faces: the face-centre luminance (0-255) of an aligned crop.
+# The held-out renders fall at 91-129 and 146-211, so 140 splits them without a borderline case;
+# dlib's mouth landmarks and the micro VQGAN both read the darker group less well
+# (docs/lipsync_table_v.md, "by skin tone"), so figures are worth reading per group.
+TONE_SPLIT = 140.0
+
+
+def face_luminance(frames: np.ndarray) -> np.ndarray:
+  """uint8 aligned face crops [N, S, S, 3] -> [N] mean luminance (0-255) of the face centre
+  (cheeks and nose: rows 45-60 %, columns 35-65 % of the crop)."""
+  s = frames.shape[1]
+  return frames[:, int(s * 0.45):int(s * 0.6), int(s * 0.35):int(s * 0.65)].astype(
+      np.float64).mean((1, 2, 3))
+
+
+def tone_group(luminance: float, split: float = TONE_SPLIT) -> str:
+  return "darker" if luminance < split else "lighter"
+
+
 @functools.lru_cache(maxsize=1)
 def default_embedder() -> identity_lib.DlibIdentityEmbedder:
   """One dlib embedder per process (loading the predictors takes about a second)."""

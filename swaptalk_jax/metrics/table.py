@@ -145,14 +145,51 @@ def markdown(setting: str, rows: Mapping[str, Mapping[str, Cell]], title: str = 
   return "\n".join(lines) + "\n"
 
 
+GROUP_COLUMNS = ("mouth_corr", "id_retrieve", "gt_ssim")   # the per-group summary's columns
+
+
+def group_means(rows: Mapping[str, Mapping[str, Cell]], groups: Mapping[str, str],
+                keys: Sequence[str] = GROUP_COLUMNS) -> dict:
+  """{method: {metric: {group: mean over the group's clips}}} from the per-clip values; `groups`
+  maps clip id -> group name. Metrics without per-clip values (skipped, set-level) are left out."""
+  out = {}
+  for method, cells in rows.items():
+    for key in keys:
+      cell = cells.get(key)
+      if cell is None or cell.skipped is not None or not cell.per_clip:
+        continue
+      by = {}
+      for clip, value in cell.per_clip.items():
+        by.setdefault(groups[clip], []).append(value)
+      out.setdefault(method, {})[key] = {g: float(np.mean(v)) for g, v in sorted(by.items())}
+  return out
+
+
+def group_markdown(means: Mapping, counts: Mapping[str, int], heading: str) -> str:
+  """A markdown table of group_means: one row per method, a column per (metric, group)."""
+  titles = {c.key: c.title for c in COLUMNS}
+  pairs = [(k, g) for k in GROUP_COLUMNS if any(k in m for m in means.values())
+           for g in sorted(counts)]
+  lines = [heading, "", "| Method | " + " | ".join(f"{titles[k]}, {g} ({counts[g]})"
+                                                   for k, g in pairs) + " |",
+           "|---|" + "---|" * len(pairs)]
+  for method, by in means.items():
+    lines.append(f"| {method} | " + " | ".join(
+        _fmt(by[k][g]) if k in by and g in by[k] else "-" for k, g in pairs) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def write(out_dir, setting: str, rows: Mapping[str, Mapping[str, Cell]],
-          meta: Mapping | None = None, title: str = "") -> dict[str, pathlib.Path]:
-  """Writes table1_<setting>.{md,csv,json} under out_dir; returns the three paths."""
+          meta: Mapping | None = None, title: str = "",
+          extra_markdown: str = "") -> dict[str, pathlib.Path]:
+  """Writes table1_<setting>.{md,csv,json} under out_dir (extra_markdown appended to the md);
+  returns the three paths."""
   check_rows(setting, rows)
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   paths = {ext: out / f"table1_{setting}.{ext}" for ext in ("md", "csv", "json")}
-  paths["md"].write_text(markdown(setting, rows, title))
+  md = markdown(setting, rows, title)
+  paths["md"].write_text(md + ("\n" + extra_markdown if extra_markdown else ""))
   with open(paths["csv"], "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["setting", "method", "metric", "value", "low", "high", "num_clips", "status", "note"])
