@@ -4,7 +4,7 @@ Each held-out test clip becomes a case (table1_cases.py: source photo, target vi
 exact ground truth) that inference.pipeline.generate -- the function `swaptalk generate` runs --
 turns into <out>/cases/<clip>/output.mp4. Output, target and truth are read back at the dataset's
 resolution (the synthetic set's crops are its whole frames: the framing every stage was trained
-on) and scored by metrics/clip_metrics.py, next to two baselines that need no model:
+on) and scored by metrics/clip_metrics.py, next to three baselines that need no model:
   no swap  the target video unchanged;   copy  the source photo, still, on every frame;
   colour only  the source photo averaged to 4x4 cells, still: its skin, hair and background
            colours without facial structure, so an ID retrieve near it is colour, not identity;
@@ -149,8 +149,9 @@ def eval_clips(case: demo.Case, size: int, keys=tuple(ROWS)) -> dict[str, clip_m
                 audio=_wav_int16(case.path("audio.wav")), exact=demo.resize_frames(truth, size),
                 gallery_exclude=case.source_clip)
   generated = {k: demo.resize_frames(read[name], size) for k, name in videos.items()}
+  colour = identity_preservation.colour_only(photo[0])[None]
   generated.update(no_swap=target, copy=np.repeat(photo, case.num_frames, axis=0),
-                   colour=np.repeat(identity_preservation.colour_only(photo[0])[None], case.num_frames, axis=0))
+                   colour=np.repeat(colour, case.num_frames, axis=0))
   return {k: clip_metrics.EvalClip(case.target_clip, generated[k], **common) for k in keys}
 
 
