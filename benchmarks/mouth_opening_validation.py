@@ -98,7 +98,7 @@ def dlib_opening(frames: np.ndarray, lips: str) -> np.ndarray:
 
 def pearsons(values: np.ndarray, exact: np.ndarray, clips: np.ndarray) -> tuple[float, float, float]:
   """(pooled r, mean per-clip r, min per-clip r)."""
-  per = [np.corrcoef(values[clips == c], exact[clips == c])[0, 1] for c in sorted(set(clips))]
+  per = per_clip_r(values, exact, clips)
   return float(np.corrcoef(values, exact)[0, 1]), float(np.mean(per)), float(np.min(per))
 
 
